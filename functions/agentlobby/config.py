@@ -1,0 +1,118 @@
+"""Settings, read from the environment in one place, once per cold start.
+
+The same variables configure a function locally and on Google Cloud; docs/configuration.md
+lists every one with its default. Standard variables win over ours: PUBSUB_EMULATOR_HOST,
+FIRESTORE_EMULATOR_HOST, OPENAI_API_KEY, OPENAI_BASE_URL. Nothing is written back to os.environ.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+from agentlobby.errors import ConfigError
+
+DEFAULT_PROJECT = "agentlobby-local"
+DEFAULT_MODEL = "gpt-4o-mini"
+DEFAULT_CONCURRENCY = {"coder": 2}
+FALLBACK_CONCURRENCY = 4
+
+T = TypeVar("T", int, float)
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    """How one agent reaches its model."""
+
+    base_url: str | None
+    api_key: str | None
+    model: str
+    timeout_s: float
+    max_retries: int
+    concurrency: int
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a function or the CLI reads from its environment."""
+
+    project: str
+    pubsub_emulator_host: str | None
+    firestore_emulator_host: str | None
+    api_token: str | None
+    max_hops: int
+    max_rounds: int
+    token_budget: int
+    claim_lease_s: float
+    sandbox_timeout_s: float
+    sandbox_memory_mb: int
+    log_level: str
+    env: Mapping[str, str]
+
+    def model_for(self, agent: str) -> ModelSettings:
+        """Per-agent model settings: AGENTLOBBY_<AGENT>_* wins over the shared ones."""
+        prefix = f"AGENTLOBBY_{agent.upper().replace('-', '_')}_"
+        env = self.env
+        return ModelSettings(
+            base_url=env.get(prefix + "BASE_URL") or env.get("OPENAI_BASE_URL") or None,
+            api_key=env.get(prefix + "API_KEY") or env.get("OPENAI_API_KEY") or None,
+            model=env.get(prefix + "MODEL") or env.get("AGENTLOBBY_MODEL") or DEFAULT_MODEL,
+            timeout_s=_number(env, "AGENTLOBBY_MODEL_TIMEOUT_S", 60.0, float),
+            max_retries=_number(env, "AGENTLOBBY_MODEL_MAX_RETRIES", 4, int),
+            concurrency=_number(
+                env,
+                prefix + "CONCURRENCY",
+                DEFAULT_CONCURRENCY.get(agent, FALLBACK_CONCURRENCY),
+                int,
+            ),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a {kind.__name__}; set it to a number or unset it "
+            f"(default {default})"
+        ) from None
+    if value <= 0:
+        raise ConfigError(f"{name}={raw!r} must be positive (default {default})")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from a mapping (os.environ by default), validating every number."""
+    env = dict(os.environ if env is None else env)
+    project = (
+        env.get("AGENTLOBBY_PROJECT")
+        or env.get("GOOGLE_CLOUD_PROJECT")
+        or env.get("GCLOUD_PROJECT")
+        or DEFAULT_PROJECT
+    )
+    return Settings(
+        project=project,
+        pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST") or None,
+        firestore_emulator_host=env.get("FIRESTORE_EMULATOR_HOST") or None,
+        api_token=env.get("AGENTLOBBY_API_TOKEN") or None,
+        max_hops=_number(env, "AGENTLOBBY_MAX_HOPS", 64, int),
+        max_rounds=_number(env, "AGENTLOBBY_MAX_ROUNDS", 3, int),
+        token_budget=_number(env, "AGENTLOBBY_TOKEN_BUDGET", 200_000, int),
+        claim_lease_s=_number(env, "AGENTLOBBY_CLAIM_LEASE_S", 600.0, float),
+        sandbox_timeout_s=_number(env, "AGENTLOBBY_SANDBOX_TIMEOUT_S", 10.0, float),
+        sandbox_memory_mb=_number(env, "AGENTLOBBY_SANDBOX_MEMORY_MB", 512, int),
+        log_level=env.get("AGENTLOBBY_LOG_LEVEL", "INFO").upper(),
+        env=env,
+    )
+
+
+@functools.cache
+def settings() -> Settings:
+    """The process-wide settings, read once per cold start."""
+    return load_settings()

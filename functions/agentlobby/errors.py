@@ -1,0 +1,96 @@
+"""Every error agentlobby raises, split by who must act.
+
+    AgentlobbyError                 root: catch this to catch everything of ours
+    ├── PermanentError              retrying cannot help: record it, acknowledge, never retry
+    │   ├── InvalidMessage          a payload (HTTP body, Pub/Sub data, stored document) is malformed
+    │   ├── UnknownLobby            a lobby name that the registry does not hold
+    │   ├── UnknownAgent            an agent name that the registry or main.py does not hold
+    │   ├── HopLimitExceeded        a message chain grew past the hop limit (a loop between agents)
+    │   └── ModelOutputError        the model kept answering without what was asked for
+    ├── TransientError              the world is briefly unavailable: raise so Pub/Sub redelivers
+    │   ├── BackendUnavailable      Pub/Sub, Firestore or a function server did not answer
+    │   ├── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
+    │   └── DeliveryInProgress      another instance holds a fresh claim on the same delivery
+    └── ConfigError                 a setting is missing or malformed: the operator must fix it
+        └── StackNotFound           no running local stack and no variables that point at one
+
+Messages say what was expected, what was found, and how to fix it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentlobbyError",
+    "BackendUnavailable",
+    "ConfigError",
+    "DeliveryInProgress",
+    "HopLimitExceeded",
+    "InvalidMessage",
+    "ModelOutputError",
+    "ModelUnavailable",
+    "PermanentError",
+    "StackNotFound",
+    "TransientError",
+    "UnknownAgent",
+    "UnknownLobby",
+]
+
+
+class AgentlobbyError(Exception):
+    """Root of every error agentlobby raises on purpose."""
+
+
+class PermanentError(AgentlobbyError):
+    """Retrying the same input can never succeed."""
+
+
+class InvalidMessage(PermanentError):
+    """A payload failed validation; the message names the field and the rule."""
+
+
+class UnknownLobby(PermanentError):
+    def __init__(self, lobby: str) -> None:
+        super().__init__(
+            f"unknown lobby {lobby!r}: create it with `agentlobby lobbies create {lobby}` "
+            "or list the lobbies with `agentlobby lobbies`"
+        )
+        self.lobby = lobby
+
+
+class UnknownAgent(PermanentError):
+    def __init__(self, agent: str, known: list[str] | None = None) -> None:
+        hint = f"; known agents: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"unknown agent {agent!r}{hint} (list them with `agentlobby agents`)")
+        self.agent = agent
+
+
+class HopLimitExceeded(PermanentError):
+    """A reply would exceed the hop limit, so agents are probably answering each other forever."""
+
+
+class ModelOutputError(PermanentError):
+    """The model's answers stayed unusable after the corrective retries."""
+
+
+class TransientError(AgentlobbyError):
+    """A dependency is briefly unavailable; the same input may succeed later."""
+
+
+class BackendUnavailable(TransientError):
+    """Pub/Sub, Firestore or a function server could not be reached."""
+
+
+class ModelUnavailable(TransientError):
+    """The model API kept answering 429/5xx or timing out after the retries."""
+
+
+class DeliveryInProgress(TransientError):
+    """Another instance is handling the same delivery; Pub/Sub should try again later."""
+
+
+class ConfigError(AgentlobbyError):
+    """A setting is missing or malformed."""
+
+
+class StackNotFound(ConfigError):
+    """No local stack is running and no variables point at one."""
