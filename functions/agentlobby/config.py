@@ -47,6 +47,8 @@ class Settings:
     max_rounds: int
     token_budget: int
     claim_lease_s: float
+    ack_deadline_s: int
+    max_delivery_attempts: int
     sandbox_timeout_s: float
     sandbox_memory_mb: int
     log_level: str
@@ -105,6 +107,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_rounds=_number(env, "AGENTLOBBY_MAX_ROUNDS", 3, int),
         token_budget=_number(env, "AGENTLOBBY_TOKEN_BUDGET", 200_000, int),
         claim_lease_s=_number(env, "AGENTLOBBY_CLAIM_LEASE_S", 600.0, float),
+        ack_deadline_s=min(600, _number(env, "AGENTLOBBY_ACK_DEADLINE_S", 600, int)),
+        max_delivery_attempts=max(5, _number(env, "AGENTLOBBY_MAX_DELIVERY_ATTEMPTS", 5, int)),
         sandbox_timeout_s=_number(env, "AGENTLOBBY_SANDBOX_TIMEOUT_S", 10.0, float),
         sandbox_memory_mb=_number(env, "AGENTLOBBY_SANDBOX_MEMORY_MB", 512, int),
         log_level=env.get("AGENTLOBBY_LOG_LEVEL", "INFO").upper(),

@@ -5,6 +5,7 @@
     │   ├── InvalidMessage          a payload (HTTP body, Pub/Sub data, stored document) is malformed
     │   ├── UnknownLobby            a lobby name that the registry does not hold
     │   ├── UnknownAgent            an agent name that the registry or main.py does not hold
+    │   ├── UnknownConversation     a conversation id that Firestore does not hold
     │   ├── HopLimitExceeded        a message chain grew past the hop limit (a loop between agents)
     │   └── ModelOutputError        the model kept answering without what was asked for
     ├── TransientError              the world is briefly unavailable: raise so Pub/Sub redelivers
@@ -32,6 +33,7 @@ __all__ = [
     "StackNotFound",
     "TransientError",
     "UnknownAgent",
+    "UnknownConversation",
     "UnknownLobby",
 ]
 
@@ -62,6 +64,12 @@ class UnknownAgent(PermanentError):
         hint = f"; known agents: {', '.join(sorted(known))}" if known else ""
         super().__init__(f"unknown agent {agent!r}{hint} (list them with `agentlobby agents`)")
         self.agent = agent
+
+
+class UnknownConversation(PermanentError):
+    def __init__(self, conversation_id: str) -> None:
+        super().__init__(f"unknown conversation {conversation_id!r}")
+        self.conversation_id = conversation_id
 
 
 class HopLimitExceeded(PermanentError):

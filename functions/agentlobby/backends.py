@@ -1,0 +1,38 @@
+"""The Google clients, one of each per process, created on first use.
+
+Heavy SDKs are imported here, inside the functions, so a module that never touches Firestore
+or Pub/Sub does not pay for their import at cold start. The clients find the emulators through
+the standard variables (PUBSUB_EMULATOR_HOST, FIRESTORE_EMULATOR_HOST).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from google.cloud import firestore, pubsub_v1
+
+
+@functools.cache
+def firestore_client(project: str) -> firestore.Client:
+    from google.cloud import firestore
+
+    return firestore.Client(project=project)
+
+
+@functools.cache
+def publisher_client() -> pubsub_v1.PublisherClient:
+    from google.cloud import pubsub_v1
+
+    # One message per batch: a lobby message should leave at once, not after a batching window.
+    return pubsub_v1.PublisherClient(
+        batch_settings=pubsub_v1.types.BatchSettings(max_messages=1, max_latency=0.0)
+    )
+
+
+@functools.cache
+def subscriber_client() -> pubsub_v1.SubscriberClient:
+    from google.cloud import pubsub_v1
+
+    return pubsub_v1.SubscriberClient()

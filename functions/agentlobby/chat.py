@@ -1,0 +1,53 @@
+"""The terminal user agent: lines from stdin become posts, lobby messages are printed live."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+from agentlobby.client import UserClient
+from agentlobby.stack_state import StackInfo
+from agentlobby.tail import LobbyTail
+from agentlobby.transcript_view import message_line, message_view
+
+DRAIN_IDLE_S = 3.0
+DRAIN_MAX_S = 20.0
+
+
+def run_chat(info: StackInfo, lobby: str, *, conversation_id: str | None = None) -> int:
+    client = UserClient(info.user_url, info.api_token)
+    last_seen = [time.monotonic()]
+    stop = threading.Event()
+    with LobbyTail(info.project, lobby) as tail:
+
+        def printer() -> None:
+            while not stop.is_set():
+                message = tail.get(timeout=0.2)
+                if message is not None:
+                    last_seen[0] = time.monotonic()
+                    print(message_line(message_view(message)), flush=True)
+
+        thread = threading.Thread(target=printer, daemon=True)
+        thread.start()
+        if sys.stdin.isatty():
+            print(f"chatting in {lobby}; type a line and Enter, Ctrl-D to leave", file=sys.stderr)
+        for line in sys.stdin:
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            posted = client.post(lobby, text, conversation_id=conversation_id)
+            conversation_id = posted["conversation_id"]
+            last_seen[0] = time.monotonic()
+        # Stdin ended: let the replies to the last lines arrive before leaving.
+        started = time.monotonic()
+        while (
+            time.monotonic() - last_seen[0] < DRAIN_IDLE_S
+            and time.monotonic() - started < DRAIN_MAX_S
+        ):
+            time.sleep(0.1)
+        stop.set()
+        thread.join(timeout=2)
+    if conversation_id:
+        print(f"conversation {conversation_id}", file=sys.stderr)
+    return 0

@@ -1,0 +1,56 @@
+"""A small client of the user agent's HTTP API, for the CLI and scripts (stdlib only)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+from agentlobby.errors import AgentlobbyError, BackendUnavailable
+
+
+class ApiError(AgentlobbyError):
+    """The user API answered with an error; `status` is the HTTP status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+
+
+class UserClient:
+    def __init__(self, base_url: str, token: str, timeout_s: float = 30.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout_s = timeout_s
+
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base_url + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            try:
+                message = json.loads(exc.read()).get("error", exc.reason)
+            except ValueError:
+                message = str(exc.reason)
+            raise ApiError(exc.code, message) from exc
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"the user agent at {self.base_url} did not answer ({exc}); is the stack running?"
+            ) from exc
+
+    def post(self, lobby: str, text: str, **fields: Any) -> dict[str, str]:
+        body = {"text": text, **{k: v for k, v in fields.items() if v is not None}}
+        result: dict[str, str] = self._call("POST", f"/lobbies/{lobby}/messages", body)
+        return result
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        result: dict[str, Any] = self._call("GET", f"/conversations/{conversation_id}")
+        return result

@@ -1,0 +1,127 @@
+"""Conversations in Firestore: status, and the ordered transcript of every message.
+
+`conversations/{id}` holds the status; `conversations/{id}/messages/{message_id}` holds one
+envelope each, sorted by `order_key` (creation time, causal by construction). A message is
+written with create(), so the first write of an id wins and a redelivery cannot duplicate it.
+Token use is derived from the transcript rather than kept in a counter: no hot document.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from agentlobby.backends import firestore_client
+from agentlobby.errors import UnknownConversation
+from agentlobby.messages import Envelope, Identifier, LobbyName, Usage, Wire, now, order_key
+
+Status = Literal["open", "running", "succeeded", "failed"]
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+
+
+class ConversationRecord(Wire):
+    v: int = 1
+    id: Identifier
+    lobby: LobbyName
+    status: Status
+    reason: str | None = None
+    created_at: datetime
+    updated_at: datetime
+
+
+class DeadLetter(Wire):
+    """A message that can never be processed, kept with the reason instead of retried."""
+
+    v: int = 1
+    id: str
+    conversation_id: str | None
+    message_id: str | None
+    agent: str | None
+    lobby: str | None
+    reason: str
+    payload_excerpt: str
+    recorded_at: datetime
+
+
+class Conversations:
+    """Reads and writes conversations of one project."""
+
+    def __init__(self, project: str) -> None:
+        self._db = firestore_client(project)
+
+    def _doc(self, conversation_id: str) -> Any:
+        return self._db.collection("conversations").document(conversation_id)
+
+    def open(self, conversation_id: str, lobby: str, status: Status = "open") -> None:
+        """Start a conversation unless it exists (a retried POST must not reset it)."""
+        from google.api_core import exceptions
+
+        stamp = now()
+        record = ConversationRecord(
+            id=conversation_id, lobby=lobby, status=status, created_at=stamp, updated_at=stamp
+        )
+        try:
+            self._doc(conversation_id).create(record.model_dump(mode="json"))
+        except exceptions.AlreadyExists:
+            pass
+
+    def get(self, conversation_id: str) -> ConversationRecord:
+        snap = self._doc(conversation_id).get()
+        if not snap.exists:
+            raise UnknownConversation(conversation_id)
+        return ConversationRecord.model_validate(snap.to_dict())
+
+    def record(self, envelope: Envelope) -> tuple[Envelope, bool]:
+        """Store a message once; returns the stored envelope and whether this call wrote it."""
+        from google.api_core import exceptions
+
+        ref = self._doc(envelope.conversation_id).collection("messages").document(envelope.id)
+        body = envelope.model_dump(mode="json")
+        body["order_key"] = order_key(envelope)
+        try:
+            ref.create(body)
+            return envelope, True
+        except exceptions.AlreadyExists:
+            stored = ref.get().to_dict()
+            stored.pop("order_key", None)
+            return Envelope.model_validate(stored), False
+
+    def transcript(self, conversation_id: str) -> list[Envelope]:
+        query = self._doc(conversation_id).collection("messages").order_by("order_key")
+        out = []
+        for snap in query.stream():
+            body = snap.to_dict()
+            body.pop("order_key", None)
+            out.append(Envelope.model_validate(body))
+        return out
+
+    def finish(self, conversation_id: str, status: Status, reason: str | None = None) -> bool:
+        """Move to a final status once; a later call (a redelivery) changes nothing."""
+        current = self.get(conversation_id)
+        if current.status in TERMINAL:
+            return False
+        self._doc(conversation_id).update(
+            {"status": status, "reason": reason, "updated_at": now().isoformat()}
+        )
+        return True
+
+    def set_status(self, conversation_id: str, status: Status) -> None:
+        self._doc(conversation_id).update({"status": status, "updated_at": now().isoformat()})
+
+    def record_dead_letter(self, letter: DeadLetter) -> None:
+        self._db.collection("dead_letters").document(letter.id).set(letter.model_dump(mode="json"))
+
+    def dead_letters(self, conversation_id: str) -> list[DeadLetter]:
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._db.collection("dead_letters").where(
+            filter=FieldFilter("conversation_id", "==", conversation_id)
+        )
+        letters = [DeadLetter.model_validate(s.to_dict()) for s in query.stream()]
+        return sorted(letters, key=lambda d: d.recorded_at)
+
+
+def total_usage(transcript: list[Envelope]) -> Usage:
+    prompt = sum(m.usage.prompt_tokens for m in transcript if m.usage)
+    completion = sum(m.usage.completion_tokens for m in transcript if m.usage)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)

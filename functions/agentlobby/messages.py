@@ -1,0 +1,293 @@
+"""The message envelope every lobby carries, and its content kinds.
+
+One frozen, versioned pydantic model crosses every wire (Pub/Sub data, Firestore documents,
+HTTP bodies); contents are a discriminated union on `kind`. docs/messages.md is the schema.
+Size limits come from the stores: a Firestore document holds 1 MiB and every transcript entry
+is one document, so an envelope is capped well below that (Pub/Sub's 10 MB never binds).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    Base64Bytes,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+)
+
+from agentlobby.errors import InvalidMessage
+
+SCHEMA_VERSION = 1
+MAX_ENVELOPE_BYTES = 900_000
+MAX_TEXT_CHARS = 200_000
+USER_SENDER = "user"
+
+LOBBY_NAME = re.compile(r"^[a-z][a-z0-9-]{2,62}$")
+AGENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
+MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+
+
+def check_lobby_name(name: str) -> str:
+    """A lobby name is a Pub/Sub topic id we can also put in a URL path and a subscription id."""
+    if not LOBBY_NAME.fullmatch(name):
+        raise ValueError(
+            f"lobby name {name!r} must be 3-63 characters of a-z, 0-9 and '-', starting with a letter"
+        )
+    return name
+
+
+def check_agent_name(name: str) -> str:
+    """An agent name is also a Python identifier: the entry point in main.py has that name."""
+    if not AGENT_NAME.fullmatch(name):
+        raise ValueError(
+            f"agent name {name!r} must be 2-40 characters of a-z, 0-9 and '_', starting with a letter"
+        )
+    return name
+
+
+def _check_sender(name: str) -> str:
+    return name if name == USER_SENDER else check_agent_name(name)
+
+
+def _check_id(value: str) -> str:
+    if not MESSAGE_ID.fullmatch(value):
+        raise ValueError(f"id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")
+    return value
+
+
+LobbyName = Annotated[str, AfterValidator(check_lobby_name)]
+AgentName = Annotated[str, AfterValidator(check_agent_name)]
+SenderName = Annotated[str, AfterValidator(_check_sender)]
+Identifier = Annotated[str, AfterValidator(_check_id)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+
+class Wire(BaseModel):
+    """Base of everything that crosses a wire: frozen, strict about unknown fields."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TextContent(Wire):
+    kind: Literal["text"] = "text"
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class CodeContent(Wire):
+    kind: Literal["code"] = "code"
+    language: Literal["python"] = "python"
+    source: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    round: Annotated[int, Field(ge=1)] = 1
+    text: Text | None = None
+
+
+class ImageContent(Wire):
+    kind: Literal["image"] = "image"
+    mime_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+    data: Base64Bytes
+    text: Text | None = None
+
+
+class AttachmentContent(Wire):
+    kind: Literal["attachment"] = "attachment"
+    name: Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^/\\\x00]+$")]
+    mime_type: Annotated[str, Field(min_length=3, max_length=127, pattern=r"^[\w.+-]+/[\w.+-]+$")]
+    data: Base64Bytes
+
+
+class TaskImage(Wire):
+    mime_type: Literal["image/png", "image/jpeg", "image/gif", "image/webp"]
+    data: Base64Bytes
+
+
+class TaskContent(Wire):
+    """A coding task: what to build, optional tests that decide the verdict, optional image."""
+
+    kind: Literal["task"] = "task"
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    tests: Text | None = None
+    image: TaskImage | None = None
+    max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
+
+
+class SpecContent(Wire):
+    kind: Literal["spec"] = "spec"
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+
+
+class ExecutionResultContent(Wire):
+    kind: Literal["execution-result"] = "execution-result"
+    round: Annotated[int, Field(ge=1)]
+    code_id: Identifier
+    exit_code: int | None
+    stdout: Text
+    stderr: Text
+    timed_out: bool
+    duration_ms: Annotated[int, Field(ge=0)]
+    truncated: bool
+    reason: str | None
+    tests_passed: bool | None = None
+    text: Text | None = None
+
+
+class VerdictContent(Wire):
+    kind: Literal["verdict"] = "verdict"
+    round: Annotated[int, Field(ge=1)]
+    passed: bool
+    feedback: Text
+    text: Text | None = None
+
+
+class ResultContent(Wire):
+    kind: Literal["result"] = "result"
+    status: Literal["succeeded", "failed"]
+    rounds: Annotated[int, Field(ge=0)]
+    code: Text | None
+    output: Text | None
+    reason: Text | None
+    text: Text | None = None
+
+
+Content = Annotated[
+    TextContent
+    | CodeContent
+    | ImageContent
+    | AttachmentContent
+    | TaskContent
+    | SpecContent
+    | ExecutionResultContent
+    | VerdictContent
+    | ResultContent,
+    Field(discriminator="kind"),
+]
+KINDS: tuple[str, ...] = (
+    "text",
+    "code",
+    "image",
+    "attachment",
+    "task",
+    "spec",
+    "execution-result",
+    "verdict",
+    "result",
+)
+
+
+class Usage(Wire):
+    """Model tokens spent to produce one message."""
+
+    prompt_tokens: Annotated[int, Field(ge=0)] = 0
+    completion_tokens: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Envelope(Wire):
+    """One message in one lobby, as published, pushed and stored."""
+
+    v: Literal[1] = SCHEMA_VERSION
+    id: Identifier
+    conversation_id: Identifier
+    lobby: LobbyName
+    sender: SenderName
+    content: Content
+    parent_id: Identifier | None = None
+    hops: Annotated[int, Field(ge=0)] = 0
+    created_at: datetime
+    usage: Usage | None = None
+
+    @property
+    def kind(self) -> str:
+        return self.content.kind
+
+    def to_json_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+    def attributes(self) -> dict[str, str]:
+        """Routing fields repeated as Pub/Sub attributes, so filters and logs need not decode."""
+        return {
+            "v": str(self.v),
+            "message_id": self.id,
+            "conversation_id": self.conversation_id,
+            "lobby": self.lobby,
+            "sender": self.sender,
+            "kind": self.kind,
+            "hops": str(self.hops),
+        }
+
+    def text(self) -> str | None:
+        """The human-readable text of the content, where it has one."""
+        return getattr(self.content, "text", None)
+
+
+ENVELOPE_ADAPTER: TypeAdapter[Envelope] = TypeAdapter(Envelope)
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    """One line per problem, naming the field path, so a user can fix the payload."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        problems.append(f"{where}: {err['msg']}")
+    return f"invalid {what}: " + "; ".join(problems)
+
+
+def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope:
+    """Validate an envelope from bytes, text or a decoded dict; InvalidMessage says why not."""
+    size = len(raw) if isinstance(raw, bytes | str) else 0
+    if size > MAX_ENVELOPE_BYTES:
+        raise InvalidMessage(f"envelope is {size} bytes; the limit is {MAX_ENVELOPE_BYTES}")
+    try:
+        if isinstance(raw, dict):
+            return ENVELOPE_ADAPTER.validate_python(raw)
+        return ENVELOPE_ADAPTER.validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc, "envelope")) from exc
+
+
+def check_size(envelope: Envelope) -> Envelope:
+    """Refuse an envelope that would not fit in one transcript document."""
+    size = len(envelope.to_json_bytes())
+    if size > MAX_ENVELOPE_BYTES:
+        raise InvalidMessage(
+            f"message is {size} bytes serialised; the limit is {MAX_ENVELOPE_BYTES} "
+            "(one Firestore document per transcript entry): send less or split it"
+        )
+    return envelope
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+_REPLY_NAMESPACE = uuid.UUID("6b1f3c1e-58a6-4c55-9b7f-5f0a2c1d9e10")
+
+
+def reply_id(agent: str, parent_id: str, index: int) -> str:
+    """Deterministic: a redelivered message makes the same reply ids, so duplicates collapse."""
+    return uuid.uuid5(_REPLY_NAMESPACE, f"{agent}/{parent_id}/{index}").hex
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def after(parent: datetime) -> datetime:
+    """A reply's time: now, but never before its parent, so time order is causal order."""
+    return max(now(), parent + timedelta(microseconds=1))
+
+
+def order_key(envelope: Envelope) -> str:
+    """Sorts a transcript: creation time, then id to break ties."""
+    return f"{envelope.created_at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-{envelope.id}"

@@ -1,0 +1,173 @@
+"""Delivering one pushed message to one agent, at least once in, exactly once in effect.
+
+The order of a delivery:
+1. decode and validate; a permanent problem is recorded as a dead letter and acknowledged;
+2. skip what the agent does not listen to, and what it already finished (`deliveries`);
+3. exclusive agents take a leased claim; a fresh claim held elsewhere means "retry later";
+4. run the handler; reply ids are derived from (agent, incoming id, index), so a rerun after
+   a crash produces the same ids;
+5. store each reply in the transcript with create() (first write wins) and publish what is
+   stored, so a rerun republishes the first version, never a second one;
+6. mark the delivery done. A crash anywhere before this leaves it to the redelivery.
+Transient errors and bugs propagate: functions-framework answers 500 and Pub/Sub redelivers,
+until the subscription's dead-letter policy moves the message to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from typing import Any
+
+from agentlobby import lobby as pubsub_lobby
+from agentlobby.agent import AgentContext, AgentSpec, Outgoing
+from agentlobby.config import Settings, settings
+from agentlobby.conversations import Conversations, DeadLetter
+from agentlobby.deliveries import Claim, Deliveries
+from agentlobby.errors import (
+    DeliveryInProgress,
+    HopLimitExceeded,
+    InvalidMessage,
+    PermanentError,
+    UnknownAgent,
+)
+from agentlobby.logs import configure
+from agentlobby.messages import Envelope, after, check_size, now, reply_id
+from agentlobby.push import PushedMessage, envelope_of, read_push
+
+log = logging.getLogger(__name__)
+EXCERPT_CHARS = 500
+
+
+@functools.cache
+def load_agent(module_path: str) -> AgentSpec:
+    """Import an agent module on first use, so a function imports only its own agent."""
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        raise UnknownAgent(module_path) from exc
+    spec = getattr(module, "AGENT", None)
+    if not isinstance(spec, AgentSpec):
+        raise UnknownAgent(f"{module_path} (it defines no AGENT = AgentSpec(...))")
+    return spec
+
+
+def deliver(event: Any, agent_module: str) -> None:
+    """Entry for every lobby agent: `event` is the CloudEvent functions-framework made."""
+    config = settings()
+    configure(config.log_level)
+    spec = load_agent(agent_module)
+    try:
+        pushed = read_push(event.get("source"), str(event.get("id") or ""), event.data)
+    except InvalidMessage as exc:
+        _dead_letter(config, spec.name, None, {}, str(exc), repr(event.data)[:EXCERPT_CHARS])
+        return
+    deliver_pushed(spec, pushed, config)
+
+
+def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> None:
+    try:
+        message = envelope_of(pushed)
+    except InvalidMessage as exc:
+        excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+        _dead_letter(config, spec.name, None, pushed.attributes, str(exc), excerpt)
+        return
+    if message.kind not in spec.listens_to or message.sender == spec.name:
+        return
+    deliveries = Deliveries(config.project)
+    if spec.exclusive:
+        claim = deliveries.claim(spec.name, message.id, spec.lease_s or config.claim_lease_s)
+        if claim is Claim.DONE:
+            return
+        if claim is Claim.BUSY:
+            raise DeliveryInProgress(f"{spec.name} is already handling message {message.id}")
+    elif deliveries.is_done(spec.name, message.id):
+        return
+    fields = {"agent": spec.name, "conversation_id": message.conversation_id}
+    log.info("handling %s from %s", message.kind, message.sender, extra=fields)
+    try:
+        replies = _replies(spec, message, config)
+        conversations = Conversations(config.project)
+        for reply in replies:
+            stored, _ = conversations.record(reply)
+            pubsub_lobby.publish(config.project, stored)
+    except PermanentError as exc:
+        log.warning("giving up on %s: %s", message.id, exc, extra=fields)
+        excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+        _dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
+    deliveries.finish(spec.name, message.id)
+
+
+def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Envelope]:
+    ctx = AgentContext(agent=spec.name, lobby=message.lobby, settings=config)
+    outgoing = spec.handle(message, ctx)
+    if outgoing and message.hops + 1 > config.max_hops:
+        raise HopLimitExceeded(
+            f"{spec.name} would reply at hop {message.hops + 1}, past the limit of "
+            f"{config.max_hops} (AGENTLOBBY_MAX_HOPS): agents are probably answering each other"
+        )
+    return [_envelope(spec.name, message, item, i) for i, item in enumerate(outgoing)]
+
+
+def _envelope(agent: str, parent: Envelope, item: Outgoing, index: int) -> Envelope:
+    return check_size(
+        Envelope(
+            id=reply_id(agent, parent.id, index),
+            conversation_id=parent.conversation_id,
+            lobby=item.lobby or parent.lobby,
+            sender=agent,
+            content=item.content,
+            parent_id=parent.id,
+            hops=parent.hops + 1,
+            created_at=after(parent.created_at),
+            usage=item.usage,
+        )
+    )
+
+
+def _dead_letter(
+    config: Settings,
+    agent: str | None,
+    message: Envelope | None,
+    attributes: dict[str, str],
+    reason: str,
+    excerpt: str,
+) -> None:
+    message_id = message.id if message else attributes.get("message_id")
+    conversation_id = message.conversation_id if message else attributes.get("conversation_id")
+    key = f"{agent or 'unknown'}__{message_id or now().strftime('%Y%m%dT%H%M%S%f')}"
+    letter = DeadLetter(
+        id=key,
+        conversation_id=conversation_id,
+        message_id=message_id,
+        agent=agent,
+        lobby=message.lobby if message else attributes.get("lobby"),
+        reason=reason,
+        payload_excerpt=excerpt,
+        recorded_at=now(),
+    )
+    Conversations(config.project).record_dead_letter(letter)
+    log.warning(
+        "dead letter: %s",
+        reason,
+        extra={"agent": agent, "conversation_id": conversation_id, "message_id": message_id},
+    )
+
+
+def record_dead_lettered(event: Any) -> None:
+    """Entry for the dead-letter topic: Pub/Sub gave up on a message after its attempts."""
+    config = settings()
+    configure(config.log_level)
+    try:
+        pushed = read_push(event.get("source"), str(event.get("id") or ""), event.data)
+    except InvalidMessage as exc:
+        log.error("unreadable dead letter: %s", exc)
+        return
+    attrs = pushed.attributes
+    subscription = attrs.get("CloudPubSubDeadLetterSourceSubscription", "unknown subscription")
+    attempts = attrs.get("CloudPubSubDeadLetterSourceDeliveryCount", "?")
+    agent = subscription.rsplit("-", 1)[-1] if subscription.startswith("agentlobby-") else None
+    reason = f"not processed after {attempts} delivery attempts to {subscription}"
+    excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+    _dead_letter(config, agent, None, attrs, reason, excerpt)

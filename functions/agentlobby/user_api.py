@@ -1,0 +1,176 @@
+"""The user agent's HTTP trigger: post a message to a lobby, read a conversation.
+
+    POST /lobbies/{lobby}/messages   {"text": ..., "conversation_id"?: ..., coding fields?}
+                                      -> 202 {"conversation_id", "message_id"}
+    GET  /conversations/{id}          -> 200 {"conversation_id", "status", "messages": [...], ...}
+    GET  /healthz                     -> 200 (no token needed)
+
+Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. Bodies are
+validated before anything is written; errors answer 4xx with {"error": "..."} saying what to
+fix. A post is stored in the transcript before it is published, so the transcript never
+misses a message that agents saw. An `Idempotency-Key` header makes a retried post a no-op.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import re
+import uuid
+from typing import Annotated, Any
+
+from pydantic import Field, ValidationError
+
+from agentlobby import lobby as pubsub_lobby
+from agentlobby.config import Settings
+from agentlobby.conversations import Conversations
+from agentlobby.errors import (
+    AgentlobbyError,
+    InvalidMessage,
+    TransientError,
+    UnknownConversation,
+    UnknownLobby,
+)
+from agentlobby.messages import (
+    MAX_ENVELOPE_BYTES,
+    MAX_TEXT_CHARS,
+    USER_SENDER,
+    Envelope,
+    Identifier,
+    TaskContent,
+    TaskImage,
+    TextContent,
+    Wire,
+    check_lobby_name,
+    check_size,
+    describe_validation_error,
+    new_id,
+    now,
+)
+from agentlobby.registry import Registry
+from agentlobby.transcript_view import conversation_view
+
+log = logging.getLogger(__name__)
+
+Response = tuple[dict[str, Any], int]
+_POST = re.compile(r"^/lobbies/([^/]+)/messages/?$")
+_GET = re.compile(r"^/conversations/([^/]+)/?$")
+_IDEMPOTENCY = uuid.UUID("1f0e7a52-3c0a-4c1e-8a5e-2b1d0c9f7a44")
+
+
+class ImageInput(Wire):
+    mime_type: str
+    data_base64: str
+
+
+class PostMessage(Wire):
+    """What a client may post. Fields beyond text make it a coding task."""
+
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    conversation_id: Identifier | None = None
+    tests: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
+    image: ImageInput | None = None
+    max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
+
+
+def handle_request(
+    method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
+) -> Response:
+    """Route one request; pure apart from Firestore and Pub/Sub, so tests can drive it."""
+    if path.rstrip("/") == "/healthz":
+        return {"status": "ok"}, 200
+    if not _authorized(headers, config):
+        return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
+    try:
+        if (match := _POST.match(path)) and method == "POST":
+            return _post(match.group(1), headers, body, config)
+        if (match := _GET.match(path)) and method == "GET":
+            return _get(match.group(1), config)
+        if _POST.match(path) or _GET.match(path):
+            return {"error": f"method {method} not allowed on {path}"}, 405
+        return {"error": f"no route {method} {path}: see docs/messages.md for the HTTP API"}, 404
+    except (UnknownLobby, UnknownConversation) as exc:
+        return {"error": str(exc)}, 404
+    except InvalidMessage as exc:
+        return {"error": str(exc)}, 422 if "bytes" not in str(exc) else 413
+    except TransientError as exc:
+        log.warning("backend unavailable: %s", exc)
+        return {"error": f"temporarily unavailable, retry: {exc}"}, 503
+    except AgentlobbyError as exc:
+        return {"error": str(exc)}, 400
+
+
+def _authorized(headers: dict[str, str], config: Settings) -> bool:
+    if config.api_token is None:
+        return False
+    given = headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), config.api_token)
+
+
+def _parse_body(body: bytes) -> PostMessage:
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise InvalidMessage(f"body is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
+    try:
+        decoded = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidMessage(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise InvalidMessage('body must be a JSON object like {"text": "hello"}')
+    try:
+        return PostMessage.model_validate(decoded)
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc, "message")) from exc
+
+
+def _content(post: PostMessage) -> TextContent | TaskContent:
+    if post.tests is None and post.image is None and post.max_rounds is None:
+        return TextContent(text=post.text)
+    image = None
+    if post.image is not None:
+        try:
+            image = TaskImage.model_validate(
+                {"mime_type": post.image.mime_type, "data": post.image.data_base64}
+            )
+        except ValidationError as exc:
+            raise InvalidMessage(describe_validation_error(exc, "image")) from exc
+    return TaskContent(text=post.text, tests=post.tests, image=image, max_rounds=post.max_rounds)
+
+
+def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) -> Response:
+    try:
+        check_lobby_name(lobby)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from exc
+    post = _parse_body(body)
+    content = _content(post)
+    Registry(config.project).lobby(lobby)
+    key = headers.get("idempotency-key")
+    message_id = uuid.uuid5(_IDEMPOTENCY, f"{lobby}/{key}").hex if key else new_id()
+    conversation_id = post.conversation_id or (
+        uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex if key else new_id()
+    )
+    envelope = check_size(
+        Envelope(
+            id=message_id,
+            conversation_id=conversation_id,
+            lobby=lobby,
+            sender=USER_SENDER,
+            content=content,
+            created_at=now(),
+        )
+    )
+    conversations = Conversations(config.project)
+    conversations.open(conversation_id, lobby, "running" if content.kind == "task" else "open")
+    stored, _ = conversations.record(envelope)
+    pubsub_lobby.publish(config.project, stored)
+    return {"conversation_id": stored.conversation_id, "message_id": stored.id}, 202
+
+
+def _get(conversation_id: str, config: Settings) -> Response:
+    conversations = Conversations(config.project)
+    record = conversations.get(conversation_id)
+    transcript = conversations.transcript(conversation_id)
+    letters = conversations.dead_letters(conversation_id)
+    return conversation_view(record, transcript, letters), 200

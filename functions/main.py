@@ -1,0 +1,37 @@
+"""Cloud Function entry points: one per function, named exactly as the deployed target.
+
+Each lobby agent hands the CloudEvent to the runtime with its agent module; the module is
+imported on first delivery, so a function loads only its own agent (echo never imports
+openai). To add an agent: write its module, then add one entry point here.
+"""
+
+from __future__ import annotations
+
+import flask
+import functions_framework
+from cloudevents.http import CloudEvent
+
+from agentlobby.config import settings
+from agentlobby.runtime import deliver, record_dead_lettered
+from agentlobby.user_api import handle_request
+
+
+@functions_framework.http
+def user(request: flask.Request) -> flask.Response:
+    """HTTP trigger: post to lobbies and read conversations."""
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    body, status = handle_request(
+        request.method, request.path, headers, request.get_data(), settings()
+    )
+    return flask.make_response(flask.jsonify(body), status)
+
+
+@functions_framework.cloud_event
+def echo(event: CloudEvent) -> None:
+    deliver(event, "agentlobby.agents.echo")
+
+
+@functions_framework.cloud_event
+def dead_letters(event: CloudEvent) -> None:
+    """Records what Pub/Sub gave up on, so the conversation shows it."""
+    record_dead_lettered(event)

@@ -1,0 +1,281 @@
+"""The local stack: real emulators, one functions-framework server per function, wired lobbies.
+
+The functions are found in functions/main.py: every `@functions_framework.cloud_event` entry
+that calls `deliver(event, "<module>")` is a lobby agent, `dead_letters` takes the dead-letter
+topic, and the `http` entry is the user agent. Each agent module's `default_lobbies` decides
+the memberships the stack creates, so adding an agent needs no change here.
+"""
+
+from __future__ import annotations
+
+import ast
+import concurrent.futures
+import importlib
+import os
+import secrets
+import socket
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from agentlobby import lobby as pubsub_lobby
+from agentlobby import membership
+from agentlobby.agent import AgentSpec
+from agentlobby.config import load_settings
+from agentlobby.messages import now
+from agentlobby.registry import AgentRecord, Registry
+from agentlobby.stack_state import StackInfo
+from local_emulator import prereqs, processes
+
+FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
+EMULATOR_START_TIMEOUT_S = 60.0
+FUNCTION_START_TIMEOUT_S = 30.0
+DEAD_LETTER_TARGET = "dead_letters"
+
+
+@dataclass(frozen=True)
+class FunctionTarget:
+    name: str
+    kind: str  # "http", "agent" or "dead-letter"
+    module: str | None = None
+
+
+def discover_targets(main_py: Path) -> list[FunctionTarget]:
+    """Read main.py's entry points without importing it."""
+    tree = ast.parse(main_py.read_text(), filename=str(main_py))
+    targets = []
+    for node in tree.body:
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        decorators = {ast.unparse(d) for d in node.decorator_list}
+        if "functions_framework.http" in decorators:
+            targets.append(FunctionTarget(node.name, "http"))
+        elif "functions_framework.cloud_event" in decorators:
+            module = _delivered_module(node)
+            if module:
+                targets.append(FunctionTarget(node.name, "agent", module))
+            elif node.name == DEAD_LETTER_TARGET:
+                targets.append(FunctionTarget(node.name, "dead-letter"))
+    return targets
+
+
+def _delivered_module(node: ast.FunctionDef) -> str | None:
+    for call in ast.walk(node):
+        if (
+            isinstance(call, ast.Call)
+            and isinstance(call.func, ast.Name)
+            and call.func.id == "deliver"
+            and len(call.args) == 2
+            and isinstance(call.args[1], ast.Constant)
+            and isinstance(call.args[1].value, str)
+        ):
+            return call.args[1].value
+    return None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    """Starts and stops everything; `start()` returns what clients need to reach it."""
+
+    def __init__(
+        self,
+        *,
+        port_base: int = 0,
+        project: str | None = None,
+        api_token: str | None = None,
+        model_script: Path | None = None,
+        log_dir: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+        progress: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.project = project or f"agentlobby-local-{secrets.token_hex(3)}"
+        self.api_token = api_token or secrets.token_urlsafe(24)
+        self.model_script = model_script
+        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="agentlobby-logs-"))
+        self.extra_env = extra_env or {}
+        self.progress = progress
+        self.targets = discover_targets(FUNCTIONS_DIR / "main.py")
+        self.ports = self._ports(port_base)
+        self.children: list[processes.Child] = []
+        self.model_server: object | None = None
+        self.info: StackInfo | None = None
+
+    def _ports(self, base: int) -> dict[str, int]:
+        names = ["pubsub", "firestore", "model", *(t.name for t in self.targets)]
+        if base == 0:
+            return {name: free_port() for name in names}
+        return {name: base + i for i, name in enumerate(names)}
+
+    def url(self, target: str) -> str:
+        return f"http://127.0.0.1:{self.ports[target]}"
+
+    def __enter__(self) -> Stack:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> StackInfo:
+        problems = prereqs.missing()
+        if problems:
+            raise RuntimeError("; ".join(problems) + f". To fix it, {prereqs.INSTALL_HINT}")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> StackInfo:
+        hosts = {
+            "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{self.ports['pubsub']}",
+            "FIRESTORE_EMULATOR_HOST": f"127.0.0.1:{self.ports['firestore']}",
+        }
+        self.progress("starting the Pub/Sub and Firestore emulators")
+        self._start_emulators(hosts)
+        # This process is the stack's owner: Google's clients here must talk to its emulators.
+        os.environ.update(hosts)
+        model_env = self._start_model_server()
+        env = {
+            **os.environ,
+            **hosts,
+            **model_env,
+            **self.extra_env,
+            "AGENTLOBBY_PROJECT": self.project,
+            "AGENTLOBBY_API_TOKEN": self.api_token,
+            "PYTHONUNBUFFERED": "1",
+        }
+        self.progress(f"starting {len(self.targets)} function servers")
+        self._start_functions(env)
+        self.progress("creating lobbies and memberships")
+        self._wire(env)
+        self.info = StackInfo(
+            project=self.project,
+            user_url=self.url("user"),
+            api_token=self.api_token,
+            pubsub_emulator_host=hosts["PUBSUB_EMULATOR_HOST"],
+            firestore_emulator_host=hosts["FIRESTORE_EMULATOR_HOST"],
+            model_base_url=model_env.get("OPENAI_BASE_URL"),
+            pid=os.getpid(),
+            log_dir=str(self.log_dir),
+        )
+        return self.info
+
+    def _start_emulators(self, hosts: dict[str, str]) -> None:
+        pubsub = processes.start(
+            "pubsub-emulator",
+            [
+                "gcloud", "beta", "emulators", "pubsub", "start",
+                f"--host-port={hosts['PUBSUB_EMULATOR_HOST']}", f"--project={self.project}",
+            ],
+            dict(os.environ),
+            self.log_dir,
+        )
+        self.children.append(pubsub)
+        firestore = processes.start(
+            "firestore-emulator",
+            [
+                "gcloud", "emulators", "firestore", "start",
+                f"--host-port={hosts['FIRESTORE_EMULATOR_HOST']}",
+            ],
+            dict(os.environ),
+            self.log_dir,
+        )
+        self.children.append(firestore)
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            waits = [
+                pool.submit(processes.wait_http, child, f"http://{host}/", EMULATOR_START_TIMEOUT_S)
+                for child, host in (
+                    (pubsub, hosts["PUBSUB_EMULATOR_HOST"]),
+                    (firestore, hosts["FIRESTORE_EMULATOR_HOST"]),
+                )
+            ]
+            for wait in waits:
+                wait.result()
+
+    def _start_model_server(self) -> dict[str, str]:
+        if self.model_script is None:
+            return {}
+        from local_emulator.model_server import ModelServer, load_script_file
+
+        server = ModelServer(load_script_file(self.model_script), port=self.ports["model"])
+        server.start()
+        self.model_server = server
+        self.progress(f"offline model server at {server.url} (script {self.model_script})")
+        return {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "offline-model-server"}
+
+    def _start_functions(self, env: dict[str, str]) -> None:
+        started = []
+        for target in self.targets:
+            argv = [
+                sys.executable, "-m", "functions_framework",
+                "--target", target.name,
+                "--source", str(FUNCTIONS_DIR / "main.py"),
+                "--host", "127.0.0.1",
+                "--port", str(self.ports[target.name]),
+            ]
+            child = processes.start(f"function-{target.name}", argv, env, self.log_dir)
+            self.children.append(child)
+            started.append((child, self.url(target.name)))
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            waits = [
+                pool.submit(processes.wait_http, c, url + "/healthz", FUNCTION_START_TIMEOUT_S)
+                for c, url in started
+            ]
+            for wait in waits:
+                wait.result()
+
+    def _wire(self, env: dict[str, str]) -> None:
+        settings = load_settings(env)
+        registry = Registry(self.project)
+        pubsub_lobby.ensure_topic(self.project, pubsub_lobby.DEAD_LETTER_TOPIC)
+        for target in self.targets:
+            if target.kind == "dead-letter":
+                pubsub_lobby.ensure_plain_push_subscription(
+                    self.project,
+                    pubsub_lobby.DEAD_LETTER_TOPIC,
+                    "agentlobby-dead-letter-recorder",
+                    pubsub_lobby.push_endpoint(
+                        self.url(target.name), self.project, pubsub_lobby.DEAD_LETTER_TOPIC
+                    ),
+                )
+        specs = [(t, _spec(t)) for t in self.targets if t.kind == "agent"]
+        for target, spec in specs:
+            registry.put_agent(
+                AgentRecord(
+                    name=target.name,
+                    endpoint=self.url(target.name),
+                    description=spec.description,
+                    listens_to=tuple(sorted(spec.listens_to)),
+                    settings=dict(spec.settings),
+                    registered_at=now(),
+                )
+            )
+        for name in sorted({lobby for _t, spec in specs for lobby in spec.default_lobbies}):
+            membership.create_lobby(settings, name)
+        for target, spec in specs:
+            for lobby in spec.default_lobbies:
+                membership.enter(settings, target.name, lobby)
+
+    def stop(self) -> None:
+        if self.model_server is not None:
+            self.model_server.stop()  # type: ignore[attr-defined]
+            self.model_server = None
+        processes.stop(list(reversed(self.children)))
+        self.children = []
+
+
+def _spec(target: FunctionTarget) -> AgentSpec:
+    assert target.module is not None
+    spec = getattr(importlib.import_module(target.module), "AGENT", None)
+    if not isinstance(spec, AgentSpec):
+        raise RuntimeError(f"{target.module} (entry point {target.name}) defines no AGENT")
+    return spec
