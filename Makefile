@@ -1,0 +1,38 @@
+# Two commands do all the set-up: `make demo` and `make test`. Both create .venv themselves.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install prereqs demo test lint bench up clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml functions/requirements.txt
+	@$(PYTHON) local_emulator/prereqs.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+prereqs:
+	@$(PYTHON) local_emulator/prereqs.py
+
+demo: install
+	$(BIN)/python -m local_emulator.demo
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check functions local_emulator tests bench
+	$(BIN)/ruff format --check functions local_emulator tests bench
+	$(BIN)/mypy functions/agentlobby
+
+bench: install
+	$(BIN)/python bench/run_all.py
+
+up: install
+	$(BIN)/agentlobby up
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
