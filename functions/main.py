@@ -35,3 +35,23 @@ def echo(event: CloudEvent) -> None:
 def dead_letters(event: CloudEvent) -> None:
     """Records what Pub/Sub gave up on, so the conversation shows it."""
     record_dead_lettered(event)
+
+
+@functions_framework.cloud_event
+def vision(event: CloudEvent) -> None:
+    deliver(event, "agentlobby.agents.vision")
+
+
+@functions_framework.cloud_event
+def coder(event: CloudEvent) -> None:
+    deliver(event, "agentlobby.agents.coder")
+
+
+@functions_framework.cloud_event
+def interpreter(event: CloudEvent) -> None:
+    deliver(event, "agentlobby.agents.interpreter")
+
+
+@functions_framework.cloud_event
+def checker(event: CloudEvent) -> None:
+    deliver(event, "agentlobby.agents.checker")

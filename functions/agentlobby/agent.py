@@ -27,6 +27,9 @@ class Outgoing:
     content: Content
     lobby: str | None = None  # None: the lobby the incoming message came from
     usage: Usage | None = None
+    # Set on a final message: the conversation takes this status once the message is stored.
+    ends_conversation: Status | None = None
+    reason: str | None = None
 
 
 class AgentContext:
@@ -45,9 +48,6 @@ class AgentContext:
 
     def transcript(self, conversation_id: str) -> list[Envelope]:
         return self.conversations.transcript(conversation_id)
-
-    def finish(self, conversation_id: str, status: Status, reason: str | None = None) -> None:
-        self.conversations.finish(conversation_id, status, reason)
 
     @functools.cached_property
     def model(self) -> ModelClient:

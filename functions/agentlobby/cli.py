@@ -128,7 +128,9 @@ def cmd_send(args: argparse.Namespace) -> int:
     posted = client.post(args.lobby, args.text, conversation_id=args.conversation)
     print(json.dumps(posted))
     if args.wait:
-        return follow_conversation(client, posted["conversation_id"], args.timeout, skip=1)
+        return follow_conversation(
+            client, info.project, posted["conversation_id"], args.timeout, skip=1
+        )
     return 0
 
 
@@ -137,8 +139,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from agentlobby.follow import follow_conversation
 
     info = _connect()
-    return follow_conversation(UserClient(info.user_url, info.api_token), args.conversation_id,
-                               args.timeout)
+    client = UserClient(info.user_url, info.api_token)
+    return follow_conversation(client, info.project, args.conversation_id, args.timeout)
 
 
 def cmd_chat(args: argparse.Namespace) -> int:

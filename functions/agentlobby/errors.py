@@ -3,11 +3,13 @@
     AgentlobbyError                 root: catch this to catch everything of ours
     ├── PermanentError              retrying cannot help: record it, acknowledge, never retry
     │   ├── InvalidMessage          a payload (HTTP body, Pub/Sub data, stored document) is malformed
+    │   │   └── PayloadTooLarge     a payload is over its size limit
     │   ├── UnknownLobby            a lobby name that the registry does not hold
     │   ├── UnknownAgent            an agent name that the registry or main.py does not hold
     │   ├── UnknownConversation     a conversation id that Firestore does not hold
     │   ├── HopLimitExceeded        a message chain grew past the hop limit (a loop between agents)
-    │   └── ModelOutputError        the model kept answering without what was asked for
+    │   ├── ModelOutputError        the model kept answering without what was asked for
+    │   └── ModelRejected           the model API refused the request (4xx other than 429)
     ├── TransientError              the world is briefly unavailable: raise so Pub/Sub redelivers
     │   ├── BackendUnavailable      Pub/Sub, Firestore or a function server did not answer
     │   ├── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
@@ -28,7 +30,9 @@ __all__ = [
     "HopLimitExceeded",
     "InvalidMessage",
     "ModelOutputError",
+    "ModelRejected",
     "ModelUnavailable",
+    "PayloadTooLarge",
     "PermanentError",
     "StackNotFound",
     "TransientError",
@@ -48,6 +52,10 @@ class PermanentError(AgentlobbyError):
 
 class InvalidMessage(PermanentError):
     """A payload failed validation; the message names the field and the rule."""
+
+
+class PayloadTooLarge(InvalidMessage):
+    """A payload is over its size limit; the message gives the size and the limit."""
 
 
 class UnknownLobby(PermanentError):
@@ -78,6 +86,12 @@ class HopLimitExceeded(PermanentError):
 
 class ModelOutputError(PermanentError):
     """The model's answers stayed unusable after the corrective retries."""
+
+    usage: object = None  # the tokens the unusable answers cost, a messages.Usage
+
+
+class ModelRejected(PermanentError):
+    """The model API refused the request itself (bad key, unknown model, no scripted reply)."""
 
 
 class TransientError(AgentlobbyError):

@@ -11,6 +11,9 @@ from agentlobby.tail import LobbyTail
 from agentlobby.transcript_view import message_line, message_view
 
 
+STATUS_CHECK_S = 2.0
+
+
 class ConversationPrinter:
     """Prints each message of one conversation once, whichever way it arrived."""
 
@@ -28,6 +31,7 @@ class ConversationPrinter:
 
 def follow_conversation(
     client: UserClient,
+    project: str,
     conversation_id: str,
     timeout_s: float | None,
     *,
@@ -41,9 +45,6 @@ def follow_conversation(
     """
     first = client.conversation(conversation_id)
     printer = ConversationPrinter(conversation_id)
-    from agentlobby.stack_state import find_stack
-
-    project = find_stack().project
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     if idle_s is None and skip:
         idle_s = 3.0
@@ -54,7 +55,7 @@ def follow_conversation(
                 printer.seen.add(view["id"])
             else:
                 printer.show(view)
-        last_news = time.monotonic()
+        last_news = last_check = time.monotonic()
         while state["status"] not in TERMINAL:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -62,6 +63,9 @@ def follow_conversation(
             if idle_s is not None and now - last_news >= idle_s:
                 break
             message = tail.get(timeout=0.5)
+            if now - last_check >= STATUS_CHECK_S:
+                # A step can also end the conversation without a message (a dead letter).
+                state, last_check = client.conversation(conversation_id), now
             if message is None or message.conversation_id != conversation_id:
                 continue
             if printer.show(message_view(message)):
@@ -72,5 +76,6 @@ def follow_conversation(
         for view in state["messages"]:
             printer.show(view)
     if state["status"] in TERMINAL:
-        print(f"conversation {conversation_id} {state['status']}", file=sys.stderr)
+        reason = f": {state['reason']}" if state.get("reason") else ""
+        print(f"conversation {conversation_id} {state['status']}{reason}", file=sys.stderr)
     return 1 if state["status"] == "failed" else 0

@@ -23,7 +23,7 @@ from pydantic import (
     ValidationError,
 )
 
-from agentlobby.errors import InvalidMessage
+from agentlobby.errors import InvalidMessage, PayloadTooLarge
 
 SCHEMA_VERSION = 1
 MAX_ENVELOPE_BYTES = 900_000
@@ -32,7 +32,7 @@ USER_SENDER = "user"
 
 LOBBY_NAME = re.compile(r"^[a-z][a-z0-9-]{2,62}$")
 AGENT_NAME = re.compile(r"^[a-z][a-z0-9_]{1,39}$")
-MESSAGE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MESSAGE_ID = re.compile(r"^(?!__.*__$)[A-Za-z0-9_-]{1,64}$")  # Firestore reserves __x__ ids
 IMAGE_MIME_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 
 
@@ -60,7 +60,10 @@ def _check_sender(name: str) -> str:
 
 def _check_id(value: str) -> str:
     if not MESSAGE_ID.fullmatch(value):
-        raise ValueError(f"id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")
+        raise ValueError(
+            f"id {value!r} must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-', "
+            "not starting and ending with '__'"
+        )
     return value
 
 
@@ -117,6 +120,7 @@ class TaskContent(Wire):
     tests: Text | None = None
     image: TaskImage | None = None
     max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
+    token_budget: Annotated[int, Field(ge=1)] | None = None
 
 
 class SpecContent(Wire):
@@ -144,6 +148,7 @@ class VerdictContent(Wire):
     round: Annotated[int, Field(ge=1)]
     passed: bool
     feedback: Text
+    final: bool = False  # no further round follows (passed, or the last allowed round)
     text: Text | None = None
 
 
@@ -247,7 +252,7 @@ def parse_envelope(raw: bytes | str | dict[str, Any]) -> Envelope:
     """Validate an envelope from bytes, text or a decoded dict; InvalidMessage says why not."""
     size = len(raw) if isinstance(raw, bytes | str) else 0
     if size > MAX_ENVELOPE_BYTES:
-        raise InvalidMessage(f"envelope is {size} bytes; the limit is {MAX_ENVELOPE_BYTES}")
+        raise PayloadTooLarge(f"envelope is {size} bytes; the limit is {MAX_ENVELOPE_BYTES}")
     try:
         if isinstance(raw, dict):
             return ENVELOPE_ADAPTER.validate_python(raw)
@@ -260,7 +265,7 @@ def check_size(envelope: Envelope) -> Envelope:
     """Refuse an envelope that would not fit in one transcript document."""
     size = len(envelope.to_json_bytes())
     if size > MAX_ENVELOPE_BYTES:
-        raise InvalidMessage(
+        raise PayloadTooLarge(
             f"message is {size} bytes serialised; the limit is {MAX_ENVELOPE_BYTES} "
             "(one Firestore document per transcript entry): send less or split it"
         )

@@ -87,27 +87,32 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
     try:
-        replies = _replies(spec, message, config)
+        outgoing, replies = _replies(spec, message, config)
         conversations = Conversations(config.project)
-        for reply in replies:
+        for item, reply in zip(outgoing, replies, strict=True):
             stored, _ = conversations.record(reply)
             pubsub_lobby.publish(config.project, stored)
+            if item.ends_conversation is not None:
+                conversations.finish(message.conversation_id, item.ends_conversation, item.reason)
     except PermanentError as exc:
         log.warning("giving up on %s: %s", message.id, exc, extra=fields)
         excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
         _dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
+        _fail_running(config, message.conversation_id, f"{spec.name} gave up: {exc}")
     deliveries.finish(spec.name, message.id)
 
 
-def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Envelope]:
+def _replies(
+    spec: AgentSpec, message: Envelope, config: Settings
+) -> tuple[list[Outgoing], list[Envelope]]:
     ctx = AgentContext(agent=spec.name, lobby=message.lobby, settings=config)
-    outgoing = spec.handle(message, ctx)
+    outgoing = list(spec.handle(message, ctx))
     if outgoing and message.hops + 1 > config.max_hops:
         raise HopLimitExceeded(
             f"{spec.name} would reply at hop {message.hops + 1}, past the limit of "
             f"{config.max_hops} (AGENTLOBBY_MAX_HOPS): agents are probably answering each other"
         )
-    return [_envelope(spec.name, message, item, i) for i, item in enumerate(outgoing)]
+    return outgoing, [_envelope(spec.name, message, item, i) for i, item in enumerate(outgoing)]
 
 
 def _envelope(agent: str, parent: Envelope, item: Outgoing, index: int) -> Envelope:
@@ -155,6 +160,16 @@ def _dead_letter(
     )
 
 
+def _fail_running(config: Settings, conversation_id: str, reason: str) -> None:
+    """A working conversation cannot go on once a step is dead-lettered: end it, saying why."""
+    conversations = Conversations(config.project)
+    try:
+        if conversations.get(conversation_id).status == "running":
+            conversations.finish(conversation_id, "failed", reason)
+    except PermanentError:
+        pass  # no such conversation: the dead letter is all there is to record
+
+
 def record_dead_lettered(event: Any) -> None:
     """Entry for the dead-letter topic: Pub/Sub gave up on a message after its attempts."""
     config = settings()
@@ -167,7 +182,10 @@ def record_dead_lettered(event: Any) -> None:
     attrs = pushed.attributes
     subscription = attrs.get("CloudPubSubDeadLetterSourceSubscription", "unknown subscription")
     attempts = attrs.get("CloudPubSubDeadLetterSourceDeliveryCount", "?")
-    agent = subscription.rsplit("-", 1)[-1] if subscription.startswith("agentlobby-") else None
+    name = subscription.rsplit("/", 1)[-1]
+    agent = name.rsplit("-", 1)[-1] if name.startswith("agentlobby-") else None
     reason = f"not processed after {attempts} delivery attempts to {subscription}"
     excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
     _dead_letter(config, agent, None, attrs, reason, excerpt)
+    if conversation_id := attrs.get("conversation_id"):
+        _fail_running(config, conversation_id, reason)

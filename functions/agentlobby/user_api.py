@@ -28,6 +28,7 @@ from agentlobby.conversations import Conversations
 from agentlobby.errors import (
     AgentlobbyError,
     InvalidMessage,
+    PayloadTooLarge,
     TransientError,
     UnknownConversation,
     UnknownLobby,
@@ -35,6 +36,7 @@ from agentlobby.errors import (
 from agentlobby.messages import (
     MAX_ENVELOPE_BYTES,
     MAX_TEXT_CHARS,
+    MESSAGE_ID,
     USER_SENDER,
     Envelope,
     Identifier,
@@ -72,6 +74,7 @@ class PostMessage(Wire):
     tests: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
     image: ImageInput | None = None
     max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
+    token_budget: Annotated[int, Field(ge=1)] | None = None
 
 
 def handle_request(
@@ -92,8 +95,10 @@ def handle_request(
         return {"error": f"no route {method} {path}: see docs/messages.md for the HTTP API"}, 404
     except (UnknownLobby, UnknownConversation) as exc:
         return {"error": str(exc)}, 404
+    except PayloadTooLarge as exc:
+        return {"error": str(exc)}, 413
     except InvalidMessage as exc:
-        return {"error": str(exc)}, 422 if "bytes" not in str(exc) else 413
+        return {"error": str(exc)}, 422
     except TransientError as exc:
         log.warning("backend unavailable: %s", exc)
         return {"error": f"temporarily unavailable, retry: {exc}"}, 503
@@ -111,7 +116,7 @@ def _authorized(headers: dict[str, str], config: Settings) -> bool:
 
 def _parse_body(body: bytes) -> PostMessage:
     if len(body) > MAX_ENVELOPE_BYTES:
-        raise InvalidMessage(f"body is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
     try:
         decoded = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -125,7 +130,8 @@ def _parse_body(body: bytes) -> PostMessage:
 
 
 def _content(post: PostMessage) -> TextContent | TaskContent:
-    if post.tests is None and post.image is None and post.max_rounds is None:
+    task_fields = (post.tests, post.image, post.max_rounds, post.token_budget)
+    if all(value is None for value in task_fields):
         return TextContent(text=post.text)
     image = None
     if post.image is not None:
@@ -135,7 +141,13 @@ def _content(post: PostMessage) -> TextContent | TaskContent:
             )
         except ValidationError as exc:
             raise InvalidMessage(describe_validation_error(exc, "image")) from exc
-    return TaskContent(text=post.text, tests=post.tests, image=image, max_rounds=post.max_rounds)
+    return TaskContent(
+        text=post.text,
+        tests=post.tests,
+        image=image,
+        max_rounds=post.max_rounds,
+        token_budget=post.token_budget,
+    )
 
 
 def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) -> Response:
@@ -169,6 +181,8 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
 
 
 def _get(conversation_id: str, config: Settings) -> Response:
+    if not MESSAGE_ID.fullmatch(conversation_id):
+        raise UnknownConversation(conversation_id)  # no stored conversation has such an id
     conversations = Conversations(config.project)
     record = conversations.get(conversation_id)
     transcript = conversations.transcript(conversation_id)
