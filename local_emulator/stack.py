@@ -93,6 +93,7 @@ class Stack:
         model_script: Path | None = None,
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
+        functions_dir: Path = FUNCTIONS_DIR,
         progress: Callable[[str], None] = lambda _msg: None,
     ) -> None:
         self.project = project or f"agentlobby-local-{secrets.token_hex(3)}"
@@ -101,11 +102,13 @@ class Stack:
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="agentlobby-logs-"))
         self.extra_env = extra_env or {}
         self.progress = progress
-        self.targets = discover_targets(FUNCTIONS_DIR / "main.py")
+        self.functions_dir = functions_dir
+        self.targets = discover_targets(functions_dir / "main.py")
         self.ports = self._ports(port_base)
         self.children: list[processes.Child] = []
         self.model_server: object | None = None
         self.info: StackInfo | None = None
+        self._saved_env: dict[str, str | None] = {}
 
     def _ports(self, base: int) -> dict[str, int]:
         names = ["pubsub", "firestore", "model", *(t.name for t in self.targets)]
@@ -142,6 +145,8 @@ class Stack:
         self.progress("starting the Pub/Sub and Firestore emulators")
         self._start_emulators(hosts)
         # This process is the stack's owner: Google's clients here must talk to its emulators.
+        # stop() puts back what was there, for a process that runs more than one stack.
+        self._saved_env = {name: os.environ.get(name) for name in hosts}
         os.environ.update(hosts)
         model_env = self._start_model_server()
         env = {
@@ -218,7 +223,7 @@ class Stack:
             argv = [
                 sys.executable, "-m", "functions_framework",
                 "--target", target.name,
-                "--source", str(FUNCTIONS_DIR / "main.py"),
+                "--source", str(self.functions_dir / "main.py"),
                 "--host", "127.0.0.1",
                 "--port", str(self.ports[target.name]),
             ]
@@ -247,6 +252,9 @@ class Stack:
                         self.url(target.name), self.project, pubsub_lobby.DEAD_LETTER_TOPIC
                     ),
                 )
+        if str(self.functions_dir) not in sys.path:
+            # Agent modules beside main.py import as functions-framework imports them there.
+            sys.path.insert(0, str(self.functions_dir))
         specs = [(t, _spec(t)) for t in self.targets if t.kind == "agent"]
         for target, spec in specs:
             registry.put_agent(
@@ -271,6 +279,12 @@ class Stack:
             self.model_server = None
         processes.stop(list(reversed(self.children)))
         self.children = []
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
 
 
 def _spec(target: FunctionTarget) -> AgentSpec:

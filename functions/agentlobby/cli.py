@@ -71,6 +71,21 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
     settings = _settings()
     registry = Registry(settings.project)
+    if args.action == "set":
+        if not args.name or not args.setting:
+            print("agentlobby agents set: give NAME KEY=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        key, sep, raw = args.setting.partition("=")
+        if not sep or not key:
+            print(f"agentlobby agents set: {args.setting!r} is not KEY=VALUE", file=sys.stderr)
+            return EXIT_USAGE
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        record = registry.set_setting(args.name, key, value)
+        print(f"agent {record.name} settings: {json.dumps(record.settings)}")
+        return 0
     if args.action == "register":
         if not args.name or not args.endpoint:
             print("agentlobby agents register: give NAME and --endpoint URL", file=sys.stderr)
@@ -189,9 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
     lobbies.add_argument("--json", action="store_true", help="print JSON")
     lobbies.set_defaults(func=cmd_lobbies)
 
-    agents = sub.add_parser("agents", help="list agents, or `agents register NAME --endpoint URL`")
-    agents.add_argument("action", nargs="?", choices=["register"], help="register an agent")
+    agents = sub.add_parser(
+        "agents",
+        help="list agents; `agents register NAME --endpoint URL`; `agents set NAME KEY=VALUE`",
+    )
+    agents.add_argument("action", nargs="?", choices=["register", "set"],
+                        help="register an agent, or change one of its settings")
     agents.add_argument("name", nargs="?", help="the agent's name (its entry point in main.py)")
+    agents.add_argument("setting", nargs="?", help="with set: KEY=VALUE, e.g. max_rounds=5")
     agents.add_argument("--endpoint", help="the base URL of the agent's function")
     agents.add_argument("--description", help="what the agent does")
     agents.add_argument("--push-auth-service-account",

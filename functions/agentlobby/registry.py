@@ -66,6 +66,13 @@ class Registry:
         docs = self._db.collection("agents").stream()
         return sorted((AgentRecord.model_validate(d.to_dict()) for d in docs), key=lambda a: a.name)
 
+    def set_setting(self, agent: str, key: str, value: Any) -> AgentRecord:
+        """Change one of an agent's settings; agents read them at their next message."""
+        record = self.agent(agent)
+        updated = record.model_copy(update={"settings": {**record.settings, key: value}})
+        self.put_agent(updated)
+        return updated
+
     def put_lobby(self, name: str) -> LobbyRecord:
         ref = self._db.collection("lobbies").document(name)
         snap = ref.get()
