@@ -33,7 +33,9 @@ FIZZBUZZ_TESTS = (
     "assert fizzbuzz(7) == '7'\n"
     "print('all tests passed')\n"
 )
-IMAGE_TASK = "Write a program that prints the pattern in the image as text: '#' for black, '.' for white."
+IMAGE_TASK = (
+    "Write a program that prints the pattern in the image as text: '#' for black, '.' for white."
+)
 
 
 def say(text: str) -> None:
@@ -64,7 +66,10 @@ def main() -> int:
         summary(user, posted["conversation_id"])
 
         say("lobby 'coding': a task with an image, through the vision agent")
-        image = {"mime_type": "image/png", "data_base64": base64.b64encode(IMAGE.read_bytes()).decode()}
+        image = {
+            "mime_type": "image/png",
+            "data_base64": base64.b64encode(IMAGE.read_bytes()).decode(),
+        }
         posted = user.post("coding", IMAGE_TASK, image=image)
         status |= follow_conversation(user, info.project, posted["conversation_id"], TASK_TIMEOUT_S)
         summary(user, posted["conversation_id"])

@@ -6,6 +6,7 @@ group, not the pid, or the JVM stays behind.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -75,20 +76,14 @@ def stop(children: list[Child], grace_s: float = 5.0) -> None:
         _signal_group(child, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     for child in children:
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            pass
     for child in children:
         _signal_group(child, signal.SIGKILL)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             child.process.wait(timeout=2)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 def _signal_group(child: Child, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(child.process.pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass

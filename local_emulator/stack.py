@@ -178,8 +178,13 @@ class Stack:
         pubsub = processes.start(
             "pubsub-emulator",
             [
-                "gcloud", "beta", "emulators", "pubsub", "start",
-                f"--host-port={hosts['PUBSUB_EMULATOR_HOST']}", f"--project={self.project}",
+                "gcloud",
+                "beta",
+                "emulators",
+                "pubsub",
+                "start",
+                f"--host-port={hosts['PUBSUB_EMULATOR_HOST']}",
+                f"--project={self.project}",
             ],
             dict(os.environ),
             self.log_dir,
@@ -188,7 +193,10 @@ class Stack:
         firestore = processes.start(
             "firestore-emulator",
             [
-                "gcloud", "emulators", "firestore", "start",
+                "gcloud",
+                "emulators",
+                "firestore",
+                "start",
                 f"--host-port={hosts['FIRESTORE_EMULATOR_HOST']}",
             ],
             dict(os.environ),
@@ -221,11 +229,17 @@ class Stack:
         started = []
         for target in self.targets:
             argv = [
-                sys.executable, "-m", "functions_framework",
-                "--target", target.name,
-                "--source", str(self.functions_dir / "main.py"),
-                "--host", "127.0.0.1",
-                "--port", str(self.ports[target.name]),
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                target.name,
+                "--source",
+                str(self.functions_dir / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.ports[target.name]),
             ]
             child = processes.start(f"function-{target.name}", argv, env, self.log_dir)
             self.children.append(child)

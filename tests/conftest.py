@@ -60,8 +60,11 @@ def user(info: StackInfo) -> UserClient:
 @pytest.fixture(scope="session")
 def cli_env(info: StackInfo, stack_dir: Path) -> dict[str, str]:
     """Environment for `agentlobby` subprocesses: they find the stack via its state file."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTLOBBY_", "PUBSUB_",
-                                                                     "FIRESTORE_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("AGENTLOBBY_", "PUBSUB_", "FIRESTORE_"))
+    }
     env["AGENTLOBBY_STATE_DIR"] = str(stack_dir)
     return env
 
@@ -71,9 +74,7 @@ def lobby_name() -> str:
     return f"t-{secrets.token_hex(4)}"
 
 
-def wait_for(
-    predicate: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.1
-) -> Any:
+def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.1) -> Any:
     """Poll until predicate returns something truthy; fail with the last value if it never does."""
     deadline = time.monotonic() + timeout_s
     value = None

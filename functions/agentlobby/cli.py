@@ -106,15 +106,20 @@ def cmd_agents(args: argparse.Namespace) -> int:
     for m in registry.memberships():
         lobbies.setdefault(m.agent, []).append(m.lobby)
     rows = [
-        {"name": a.name, "endpoint": a.endpoint, "lobbies": lobbies.get(a.name, []),
-         "description": a.description}
+        {
+            "name": a.name,
+            "endpoint": a.endpoint,
+            "lobbies": lobbies.get(a.name, []),
+            "description": a.description,
+        }
         for a in registry.agents()
     ]
     if args.json:
         print(json.dumps(rows))
     else:
         for row in rows:
-            print(f"{row['name']:<14} {', '.join(row['lobbies']) or '(no lobby)':<20} {row['endpoint']}")
+            where = ", ".join(row["lobbies"]) or "(no lobby)"
+            print(f"{row['name']:<14} {where:<20} {row['endpoint']}")
     return 0
 
 
@@ -130,7 +135,9 @@ def cmd_leave(args: argparse.Namespace) -> int:
     from agentlobby import membership
 
     was_member = membership.leave(_settings(), args.agent, args.lobby)
-    print(f"{args.agent} left {args.lobby}" if was_member else f"{args.agent} was not in {args.lobby}")
+    print(
+        f"{args.agent} left {args.lobby}" if was_member else f"{args.agent} was not in {args.lobby}"
+    )
     return 0
 
 
@@ -192,10 +199,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start the local stack in the foreground (Ctrl-C stops it)")
-    up.add_argument("--port-base", type=int, default=8680,
-                    help="first port; the stack uses a block from here (0: any free ports)")
-    up.add_argument("--json", action="store_true",
-                    help="print one JSON line with the stack's addresses once it answers")
+    up.add_argument(
+        "--port-base",
+        type=int,
+        default=8680,
+        help="first port; the stack uses a block from here (0: any free ports)",
+    )
+    up.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON line with the stack's addresses once it answers",
+    )
     up.set_defaults(func=cmd_up)
 
     lobbies = sub.add_parser("lobbies", help="list lobbies, or `lobbies create NAME`")
@@ -208,14 +222,20 @@ def build_parser() -> argparse.ArgumentParser:
         "agents",
         help="list agents; `agents register NAME --endpoint URL`; `agents set NAME KEY=VALUE`",
     )
-    agents.add_argument("action", nargs="?", choices=["register", "set"],
-                        help="register an agent, or change one of its settings")
+    agents.add_argument(
+        "action",
+        nargs="?",
+        choices=["register", "set"],
+        help="register an agent, or change one of its settings",
+    )
     agents.add_argument("name", nargs="?", help="the agent's name (its entry point in main.py)")
     agents.add_argument("setting", nargs="?", help="with set: KEY=VALUE, e.g. max_rounds=5")
     agents.add_argument("--endpoint", help="the base URL of the agent's function")
     agents.add_argument("--description", help="what the agent does")
-    agents.add_argument("--push-auth-service-account",
-                        help="service account whose OIDC token authenticates pushes (cloud)")
+    agents.add_argument(
+        "--push-auth-service-account",
+        help="service account whose OIDC token authenticates pushes (cloud)",
+    )
     agents.add_argument("--json", action="store_true", help="print JSON")
     agents.set_defaults(func=cmd_agents)
 
@@ -229,15 +249,22 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("lobby")
     send.add_argument("text")
     send.add_argument("--conversation", help="continue this conversation id")
-    send.add_argument("--wait", action="store_true",
-                      help="then print replies until the conversation ends or --timeout")
+    send.add_argument(
+        "--wait",
+        action="store_true",
+        help="then print replies until the conversation ends or --timeout",
+    )
     send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
     send.set_defaults(func=cmd_send)
 
     watch = sub.add_parser("watch", help="print a conversation's messages as they arrive")
     watch.add_argument("conversation_id")
-    watch.add_argument("--timeout", type=float, default=None,
-                       help="stop after this many seconds (default: when the conversation ends)")
+    watch.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        help="stop after this many seconds (default: when the conversation ends)",
+    )
     watch.set_defaults(func=cmd_watch)
 
     chat = sub.add_parser("chat", help="chat in a lobby: lines from stdin, lobby messages out")
@@ -245,10 +272,10 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--conversation", help="continue this conversation id")
     chat.set_defaults(func=cmd_chat)
 
-    sub.add_parser("run-code", help="run a Python file in the sandbox, print a JSON result",
-                   add_help=False)
-    sub.add_parser("model-server", help="serve the offline OpenAI-compatible model",
-                   add_help=False)
+    sub.add_parser(
+        "run-code", help="run a Python file in the sandbox, print a JSON result", add_help=False
+    )
+    sub.add_parser("model-server", help="serve the offline OpenAI-compatible model", add_help=False)
     return parser
 
 

@@ -48,8 +48,9 @@ def task_of(transcript: list[Envelope]) -> Task:
             continue
         content = message.content
         if isinstance(content, TaskContent):
-            return Task(content.text, content.tests, content.image, content.max_rounds,
-                        content.token_budget)
+            return Task(
+                content.text, content.tests, content.image, content.max_rounds, content.token_budget
+            )
         text = message.text()
         if text:
             return Task(text, None, None, None, None)
@@ -66,8 +67,11 @@ def max_rounds(task: Task, ctx: AgentContext) -> int:
         configured = Registry(ctx.settings.project).agent(CHECKER_AGENT).settings.get("max_rounds")
     except UnknownAgent:
         configured = None
-    return int(configured) if isinstance(configured, int | str) and str(configured).isdigit() \
+    return (
+        int(configured)
+        if isinstance(configured, int | str) and str(configured).isdigit()
         else ctx.settings.max_rounds
+    )
 
 
 def budget_left(task: Task, transcript: list[Envelope], ctx: AgentContext) -> str | None:

@@ -8,6 +8,7 @@ Token use is derived from the transcript rather than kept in a counter: no hot d
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any, Literal
 
@@ -60,10 +61,8 @@ class Conversations:
         record = ConversationRecord(
             id=conversation_id, lobby=lobby, status=status, created_at=stamp, updated_at=stamp
         )
-        try:
+        with contextlib.suppress(exceptions.AlreadyExists):
             self._doc(conversation_id).create(record.model_dump(mode="json"))
-        except exceptions.AlreadyExists:
-            pass
 
     def get(self, conversation_id: str) -> ConversationRecord:
         snap = self._doc(conversation_id).get()

@@ -74,5 +74,10 @@ class Deliveries:
 
     def finish(self, agent: str, message_id: str) -> None:
         self._doc(agent, message_id).set(
-            {"agent": agent, "message_id": message_id, "state": "done", "done_at": now().isoformat()}
+            {
+                "agent": agent,
+                "message_id": message_id,
+                "state": "done",
+                "done_at": now().isoformat(),
+            }
         )

@@ -2,7 +2,7 @@
 
     AgentlobbyError                 root: catch this to catch everything of ours
     ├── PermanentError              retrying cannot help: record it, acknowledge, never retry
-    │   ├── InvalidMessage          a payload (HTTP body, Pub/Sub data, stored document) is malformed
+    │   ├── InvalidMessage          a payload (HTTP body, Pub/Sub data, document) is malformed
     │   │   └── PayloadTooLarge     a payload is over its size limit
     │   ├── UnknownLobby            a lobby name that the registry does not hold
     │   ├── UnknownAgent            an agent name that the registry or main.py does not hold

@@ -10,7 +10,6 @@ from agentlobby.conversations import TERMINAL
 from agentlobby.tail import LobbyTail
 from agentlobby.transcript_view import message_line, message_view
 
-
 STATUS_CHECK_S = 2.0
 
 

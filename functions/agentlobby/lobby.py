@@ -6,6 +6,7 @@ here into ours (BackendUnavailable is transient, UnknownLobby is permanent).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -74,10 +75,8 @@ def topic_exists(project: str, name: str) -> bool:
 def delete_topic(project: str, name: str) -> None:
     from google.api_core import exceptions
 
-    try:
+    with contextlib.suppress(exceptions.NotFound):
         publisher_client().delete_topic(topic=topic_path(project, name))
-    except exceptions.NotFound:
-        pass
 
 
 def ensure_push_subscription(
@@ -129,15 +128,17 @@ def ensure_push_subscription(
     except exceptions.NotFound as exc:
         raise UnknownLobby(lobby) from exc
     except exceptions.GoogleAPICallError as exc:
-        raise BackendUnavailable(f"Pub/Sub could not subscribe {agent!r} to {lobby!r}: {exc}") from exc
-    return subscription.name
+        raise BackendUnavailable(
+            f"Pub/Sub could not subscribe {agent!r} to {lobby!r}: {exc}"
+        ) from exc
+    return str(subscription.name)
 
 
 def ensure_plain_push_subscription(project: str, topic: str, name: str, endpoint: str) -> None:
     """A push subscription without dead-lettering: for the dead-letter topic itself."""
     from google.api_core import exceptions
 
-    try:
+    with contextlib.suppress(exceptions.AlreadyExists):
         subscriber_client().create_subscription(
             request={
                 "name": f"projects/{project}/subscriptions/{name}",
@@ -146,8 +147,6 @@ def ensure_plain_push_subscription(project: str, topic: str, name: str, endpoint
                 "ack_deadline_seconds": 60,
             }
         )
-    except exceptions.AlreadyExists:
-        pass
 
 
 def delete_subscription(path: str) -> bool:
@@ -172,7 +171,8 @@ def publish(project: str, envelope: Envelope) -> str:
         topic_path(project, envelope.lobby), envelope.to_json_bytes(), **envelope.attributes()
     )
     try:
-        return str(future.result(timeout=PUBLISH_TIMEOUT_S))
+        message_id: object = future.result(timeout=PUBLISH_TIMEOUT_S)
+        return str(message_id)
     except exceptions.NotFound as exc:
         raise UnknownLobby(envelope.lobby) from exc
     except (exceptions.GoogleAPICallError, TimeoutError) as exc:

@@ -25,7 +25,7 @@ from pydantic import (
 
 from agentlobby.errors import InvalidMessage, PayloadTooLarge
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Literal[1] = 1
 MAX_ENVELOPE_BYTES = 900_000
 MAX_TEXT_CHARS = 200_000
 USER_SENDER = "user"
@@ -40,7 +40,8 @@ def check_lobby_name(name: str) -> str:
     """A lobby name is a Pub/Sub topic id we can also put in a URL path and a subscription id."""
     if not LOBBY_NAME.fullmatch(name):
         raise ValueError(
-            f"lobby name {name!r} must be 3-63 characters of a-z, 0-9 and '-', starting with a letter"
+            f"lobby name {name!r} must be 3-63 characters of a-z, 0-9 and '-', "
+            "starting with a letter"
         )
     return name
 
@@ -49,7 +50,8 @@ def check_agent_name(name: str) -> str:
     """An agent name is also a Python identifier: the entry point in main.py has that name."""
     if not AGENT_NAME.fullmatch(name):
         raise ValueError(
-            f"agent name {name!r} must be 2-40 characters of a-z, 0-9 and '_', starting with a letter"
+            f"agent name {name!r} must be 2-40 characters of a-z, 0-9 and '_', "
+            "starting with a letter"
         )
     return name
 

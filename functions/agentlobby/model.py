@@ -90,7 +90,8 @@ class ModelClient:
         with slots.hold(SLOT_WAIT_S):
             try:
                 response = client.chat.completions.create(
-                    model=self.settings.model, messages=messages
+                    model=self.settings.model,
+                    messages=messages,  # type: ignore[arg-type]  # plain dicts, as the API takes
                 )
             except (openai.RateLimitError, openai.InternalServerError) as exc:
                 raise ModelUnavailable(f"{self.agent}'s model kept failing: {exc}") from exc
@@ -124,7 +125,9 @@ class ModelClient:
             completion_tokens += answer.usage.completion_tokens
             try:
                 value = parse(answer.text)
-                return Parsed(value, Usage(prompt_tokens=prompt, completion_tokens=completion_tokens))
+                return Parsed(
+                    value, Usage(prompt_tokens=prompt, completion_tokens=completion_tokens)
+                )
             except ValueError as exc:
                 problem = str(exc)
                 log.warning("%s answer %d unusable: %s", self.agent, attempt + 1, problem)

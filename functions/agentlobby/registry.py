@@ -24,7 +24,7 @@ class AgentRecord(Wire):
     endpoint: Annotated[str, Field(pattern=r"^https?://")]
     description: str = ""
     listens_to: tuple[str, ...] = ()
-    settings: dict[str, Any] = {}
+    settings: dict[str, Any] = Field(default_factory=dict)
     push_auth_service_account: str | None = None
     registered_at: datetime
 

@@ -35,7 +35,10 @@ class Slots:
 
     def _doc(self, index: int) -> Any:
         return (
-            self._db.collection("limits").document(self.agent).collection("slots").document(str(index))
+            self._db.collection("limits")
+            .document(self.agent)
+            .collection("slots")
+            .document(str(index))
         )
 
     def _try_take(self, index: int, holder: str) -> bool:
@@ -59,7 +62,9 @@ class Slots:
             return False
         try:
             ref.update(body, option=self._db.write_option(last_update_time=snap.update_time))
-            log.warning("took over expired slot %s/%d from %s", self.agent, index, current["holder"])
+            log.warning(
+                "took over expired slot %s/%d from %s", self.agent, index, current["holder"]
+            )
             return True
         except (exceptions.FailedPrecondition, exceptions.Aborted, exceptions.NotFound):
             return False

@@ -103,7 +103,9 @@ def find_stack(env: Mapping[str, str] | None = None) -> StackInfo:
             "or set AGENTLOBBY_USER_URL and AGENTLOBBY_API_TOKEN for a stack started elsewhere"
         )
     return StackInfo(
-        project=str(env.get("AGENTLOBBY_PROJECT") or from_file.get("project") or "agentlobby-local"),
+        project=str(
+            env.get("AGENTLOBBY_PROJECT") or from_file.get("project") or "agentlobby-local"
+        ),
         user_url=str(user_url),
         api_token=str(token),
         pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST")

@@ -6,6 +6,7 @@ polling. The subscription expires by itself a day after the last use if the CLI 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import secrets
@@ -68,11 +69,9 @@ class LobbyTail:
     ) -> None:
         if self._future is not None:
             self._future.cancel()
-            try:
+            with contextlib.suppress(Exception):
                 self._future.result(timeout=5)
-            except Exception:  # noqa: BLE001 - the stream ends with a cancellation error
-                pass
         try:
             subscriber_client().delete_subscription(subscription=self.subscription)
-        except Exception as exc:  # noqa: BLE001 - best effort; it expires by itself
+        except Exception as exc:
             log.info("could not delete %s: %s", self.subscription, exc)

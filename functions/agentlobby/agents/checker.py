@@ -81,20 +81,24 @@ def _judge(
         if result.tests_passed:
             return True, "the tests passed", None
         feedback = ctx.model.complete_parsed(
-            [{"role": "system", "content": FEEDBACK_PROMPT},
-             {"role": "user", "content": _describe(task, spec, code, result)}],
+            [
+                {"role": "system", "content": FEEDBACK_PROMPT},
+                {"role": "user", "content": _describe(task, spec, code, result)},
+            ],
             parse_feedback,
             "Answer with your feedback as plain text.",
         )
         return False, feedback.value, feedback.usage
     judged = ctx.model.complete_parsed(
-        [{"role": "system", "content": JUDGE_PROMPT},
-         {"role": "user", "content": _describe(task, spec, code, result)}],
+        [
+            {"role": "system", "content": JUDGE_PROMPT},
+            {"role": "user", "content": _describe(task, spec, code, result)},
+        ],
         parse_judgement,
         JUDGE_CORRECTION,
     )
-    passed, feedback = judged.value
-    return passed, feedback, judged.usage
+    passed, judge_feedback = judged.value
+    return passed, judge_feedback, judged.usage
 
 
 def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
@@ -144,8 +148,12 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
         out.append(
             Outgoing(
                 content=ResultContent(
-                    status="failed", rounds=result.round, code=code.source,
-                    output=result.stdout, reason=reason, text=f"failed: {reason}",
+                    status="failed",
+                    rounds=result.round,
+                    code=code.source,
+                    output=result.stdout,
+                    reason=reason,
+                    text=f"failed: {reason}",
                 ),
                 ends_conversation="failed",
                 reason=reason,

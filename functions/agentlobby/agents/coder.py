@@ -40,10 +40,14 @@ def _request(spec: str, tests: str | None, transcript: list[Envelope]) -> list[d
     if tests:
         prompt += f"\n\nThese tests must pass when appended to your program:\n```python\n{tests}```"
     messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": prompt}]
-    results = {m.content.code_id: m.content for m in transcript
-               if isinstance(m.content, ExecutionResultContent)}
-    verdicts = {m.content.round: m.content for m in transcript
-                if isinstance(m.content, VerdictContent)}
+    results = {
+        m.content.code_id: m.content
+        for m in transcript
+        if isinstance(m.content, ExecutionResultContent)
+    }
+    verdicts = {
+        m.content.round: m.content for m in transcript if isinstance(m.content, VerdictContent)
+    }
     for message in transcript:
         code = message.content
         if not isinstance(code, CodeContent):

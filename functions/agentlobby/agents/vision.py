@@ -12,6 +12,7 @@ from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.coding import budget_left, finish_failed, task_of
 from agentlobby.errors import ModelOutputError
 from agentlobby.messages import USER_SENDER, Envelope, SpecContent
+from agentlobby.model import ChatMessage
 
 SYSTEM_PROMPT = (
     "You turn a user's request and an image into a precise specification for a Python "
@@ -40,7 +41,7 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
     if reason := budget_left(task, transcript, ctx):
         return finish_failed(message, ctx, reason, transcript)
     data_url = f"data:{task.image.mime_type};base64,{base64.b64encode(task.image.data).decode()}"
-    request = [
+    request: list[ChatMessage] = [
         {"role": "system", "content": SYSTEM_PROMPT},
         {
             "role": "user",
