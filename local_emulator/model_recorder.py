@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from agentlobby.errors import ConfigError
-
 from local_emulator.model_script import Script, load_script_file
 
 __all__ = ["DEFAULT_UPSTREAM", "EXCERPT_CHARS", "Recorder", "UpstreamAnswer"]

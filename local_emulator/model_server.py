@@ -27,7 +27,6 @@ from typing import Any
 
 from agentlobby.config import DEFAULT_MODEL
 from agentlobby.errors import ConfigError
-
 from local_emulator.model_recorder import DEFAULT_UPSTREAM, Recorder
 from local_emulator.model_script import Reply, Script, ScriptPlayer, load_script_file
 from local_emulator.model_wire import (

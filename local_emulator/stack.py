@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agentlobby import lobby as pubsub_lobby
 from agentlobby import membership
@@ -28,6 +29,9 @@ from agentlobby.messages import now
 from agentlobby.registry import AgentRecord, Registry
 from agentlobby.stack_state import StackInfo
 from local_emulator import prereqs, processes
+
+if TYPE_CHECKING:
+    from local_emulator.model_server import ModelServer
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 EMULATOR_START_TIMEOUT_S = 60.0
@@ -91,6 +95,7 @@ class Stack:
         project: str | None = None,
         api_token: str | None = None,
         model_script: Path | None = None,
+        record_model_to: Path | None = None,
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
         functions_dir: Path = FUNCTIONS_DIR,
@@ -99,6 +104,7 @@ class Stack:
         self.project = project or f"agentlobby-local-{secrets.token_hex(3)}"
         self.api_token = api_token or secrets.token_urlsafe(24)
         self.model_script = model_script
+        self.record_model_to = record_model_to
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="agentlobby-logs-"))
         self.extra_env = extra_env or {}
         self.progress = progress
@@ -106,7 +112,7 @@ class Stack:
         self.targets = discover_targets(functions_dir / "main.py")
         self.ports = self._ports(port_base)
         self.children: list[processes.Child] = []
-        self.model_server: object | None = None
+        self.model_server: ModelServer | None = None
         self.info: StackInfo | None = None
         self._saved_env: dict[str, str | None] = {}
 
@@ -215,14 +221,22 @@ class Stack:
                 wait.result()
 
     def _start_model_server(self) -> dict[str, str]:
-        if self.model_script is None:
-            return {}
+        """Replay a script, or record a real model's answers into one; else agents go direct."""
         from local_emulator.model_server import ModelServer, load_script_file
 
-        server = ModelServer(load_script_file(self.model_script), port=self.ports["model"])
-        server.start()
+        if self.record_model_to is not None:
+            upstream = os.environ.get("OPENAI_BASE_URL") or None
+            server = ModelServer(
+                port=self.ports["model"], record_to=self.record_model_to, upstream=upstream
+            ).start()
+            self.progress(f"recording model answers into {self.record_model_to} via {server.url}")
+        elif self.model_script is not None:
+            script = load_script_file(self.model_script)
+            server = ModelServer(script, port=self.ports["model"]).start()
+            self.progress(f"offline model server at {server.url} (script {self.model_script})")
+        else:
+            return {}
         self.model_server = server
-        self.progress(f"offline model server at {server.url} (script {self.model_script})")
         return {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "offline-model-server"}
 
     def _start_functions(self, env: dict[str, str]) -> None:
@@ -289,7 +303,7 @@ class Stack:
 
     def stop(self) -> None:
         if self.model_server is not None:
-            self.model_server.stop()  # type: ignore[attr-defined]
+            self.model_server.stop()
             self.model_server = None
         processes.stop(list(reversed(self.children)))
         self.children = []

@@ -19,8 +19,16 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def run_up(*, port_base: int, as_json: bool) -> int:
     script = os.environ.get("AGENTLOBBY_MODEL_SCRIPT")
+    record = os.environ.get("AGENTLOBBY_MODEL_RECORD")
     if script and not Path(script).is_file():
         print(f"agentlobby up: AGENTLOBBY_MODEL_SCRIPT={script} is not a file", file=sys.stderr)
+        return 2
+    if script and record:
+        print(
+            "agentlobby up: set AGENTLOBBY_MODEL_SCRIPT (replay) or AGENTLOBBY_MODEL_RECORD "
+            "(record), not both",
+            file=sys.stderr,
+        )
         return 2
 
     def progress(message: str) -> None:
@@ -32,6 +40,7 @@ def run_up(*, port_base: int, as_json: bool) -> int:
         project=os.environ.get("AGENTLOBBY_PROJECT") or "agentlobby-local",
         api_token=os.environ.get("AGENTLOBBY_API_TOKEN"),
         model_script=Path(script) if script else None,
+        record_model_to=Path(record) if record else None,
         log_dir=state_dir() / "logs",
         progress=progress,
     )
