@@ -1,0 +1,93 @@
+"""How much a sandboxed run costs over a plain `python3` subprocess on the same snippet.
+
+Runs in process, as the interpreter agent does: `run_python(snippet)` against `subprocess.run`
+of the same file, interleaved round by round so that load from other work on the machine hits
+every variant alike. Two baselines, both measured in this run:
+
+- the interpreter the sandbox uses (sandbox.interpreter()): the sandbox's true overhead;
+- `python3` as found on PATH: what a user would have typed (on a pyenv machine it is a
+  shim or a build whose site-packages make startup slower).
+
+Goal: at most 1.3x. This is a benchmark, not a test: it prints and never fails.
+Usage: python bench/bench_sandbox.py [--runs N] [--snippet CODE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Literal
+
+from agentlobby.sandbox import interpreter, run_python
+
+GOAL = 1.3
+Isolation = Literal["auto", "namespaces", "userns", "rlimits"]
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=30, help="runs per variant (>= 20)")
+    parser.add_argument("--snippet", default="print('hi')", help="the code to run")
+    args = parser.parse_args()
+    runs = max(20, args.runs)
+    workdir = tempfile.mkdtemp(prefix="bench-sandbox-")
+    path = os.path.join(workdir, "main.py")
+    with open(path, "w") as f:
+        f.write(args.snippet + "\n")
+    python = interpreter()
+    path_python = shutil.which("python3") or python
+
+    def plain(exe: str) -> Callable[[], object]:
+        return lambda: subprocess.run([exe, path], cwd=workdir, capture_output=True, check=True)
+
+    def sandboxed(level: Isolation) -> Callable[[], object]:
+        return lambda: run_python(args.snippet, isolation=level)
+
+    levels: list[Isolation] = ["auto", "rlimits"]
+    variants: dict[str, Callable[[], object]] = {
+        f"plain {python}": plain(python),
+        f"plain python3 on PATH ({path_python})": plain(path_python),
+    }
+    for level in levels:
+        variants[f"sandbox isolation={level}"] = sandboxed(level)
+    isolation = {level: run_python(args.snippet, isolation=level).isolation for level in levels}
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for fn in variants.values():  # warm caches once
+        fn()
+    for _ in range(runs):
+        for name, fn in variants.items():
+            started = time.perf_counter()
+            fn()
+            samples[name].append((time.perf_counter() - started) * 1000)
+    shutil.rmtree(workdir)
+
+    print(f"snippet {args.snippet!r}, {runs} runs per variant, interleaved")
+    print(f"sandbox interpreter: {python}; levels: {isolation}")
+    print(f"{'variant':60} {'median ms':>10} {'p95 ms':>8}")
+    for name, values in samples.items():
+        print(f"{name:60} {statistics.median(values):10.1f} {percentile(values, 0.95):8.1f}")
+    names = list(variants)
+    for level in levels:
+        sandbox = statistics.median(samples[f"sandbox isolation={level}"])
+        for base in names[:2]:
+            ratio = sandbox / statistics.median(samples[base])
+            verdict = "met" if ratio <= GOAL else "NOT met"
+            print(
+                f"{level} ({isolation[level]}) vs {base.split(' (')[0]}: {ratio:.2f}x "
+                f"(+{sandbox - statistics.median(samples[base]):.1f} ms), goal {GOAL}x {verdict}"
+            )
+
+
+if __name__ == "__main__":
+    main()

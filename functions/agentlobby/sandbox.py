@@ -1,0 +1,342 @@
+"""Run untrusted Python in a throwaway sandbox and say what happened.
+
+The interpreter agent and `agentlobby run-code` run model-written code here. Each run gets a fresh
+working directory, a clean environment, a wall clock and rlimits, and as much Linux isolation as
+the machine allows, tried in this order:
+
+    namespaces+uid   root: new mount, pid, net (lo down), ipc, uts and cgroup namespaces, a tmpfs
+                     root holding read-only /usr and the interpreter, pivot_root, then a fresh
+                     unprivileged uid with no capabilities
+    userns           not root but unprivileged user namespaces allowed: the same namespaces and
+                     root; the code keeps the caller's uid (as the namespace's root) minus every
+                     capability
+    uid+rlimits      root without namespaces: a fresh uid, rlimits, a reaper that kills leftovers
+    rlimits-only     neither: rlimits, clean environment, the reaper; no filesystem or network walls
+
+docs/sandbox.md says exactly what holds at each level. The host side here only spawns the helper
+(sandbox_init.py, run as a script under a bare interpreter), reads its output with caps, and
+enforces a backstop deadline. Standard library only, so `agentlobby run-code` starts fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import math
+import os
+import select
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from agentlobby.errors import AgentlobbyError, ConfigError, InvalidMessage
+
+__all__ = [
+    "ExecutionResult",
+    "SandboxLimits",
+    "SandboxUnavailable",
+    "interpreter",
+    "run_python",
+]
+
+TYPE_CHECKING = False  # typing costs `agentlobby run-code` 1.5 ms of startup
+if TYPE_CHECKING:
+    from typing import Literal
+
+    Isolation = Literal["auto", "namespaces", "userns", "rlimits"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+# Imported, not run as a script, so its bytecode is cached in __pycache__ where writable.
+HELPER = f"import sys;sys.path.insert(0,{HERE!r});import sandbox_init;sandbox_init.main()"
+UID_BASE, UID_SPAN = 1_600_000_000, 100_000_000  # no real account lives up here
+BACKSTOP_S = 2.0  # the helper enforces the wall clock; the host kills only if it did not
+DRAIN_S = 1.0
+CHUNK = 65536
+_unavailable: set[str] = set()
+
+
+class SandboxUnavailable(AgentlobbyError):
+    """The sandbox could not start: no isolation level that was asked for works here."""
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What one run may use; a limit that is hit ends the run and names itself in `reason`."""
+
+    timeout_s: float = 10.0
+    cpu_s: float | None = None
+    memory_mb: int = 512
+    max_processes: int = 64
+    max_file_mb: int = 16
+    max_output_bytes: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        for name, value in asdict(self).items():
+            if value is not None and not value > 0:
+                raise ConfigError(f"sandbox limit {name}={value!r} must be positive")
+
+    @property
+    def cpu_seconds(self) -> int:
+        """RLIMIT_CPU takes whole seconds: the timeout rounded up unless cpu_s is set."""
+        return max(1, math.ceil(self.timeout_s if self.cpu_s is None else self.cpu_s))
+
+
+@dataclass(frozen=True)
+class ExecutionResult:
+    """How a run ended. exit_code is None when the sandbox stopped the code, -N for signal N."""
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    timed_out: bool
+    duration_ms: int
+    truncated: bool
+    reason: str | None
+    isolation: str
+
+    def to_json_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def interpreter() -> str:
+    """The Python that runs sandboxed code: /usr/bin/python3 (already under the read-only /usr,
+    starts fast) when it is 3.9 or newer, else the real file behind sys.executable."""
+    system = os.path.realpath("/usr/bin/python3")
+    name = os.path.basename(system)
+    if name.startswith("python3.") and name[8:].isdigit() and int(name[8:]) >= 9:
+        return system
+    return os.path.realpath(sys.executable)
+
+
+def run_python(
+    source: str,
+    *,
+    files: Mapping[str, bytes] | None = None,
+    limits: SandboxLimits = SandboxLimits(),
+    isolation: Isolation = "auto",
+    python: str | None = None,
+) -> ExecutionResult:
+    """Run `source` as main.py (next to `files`) in a fresh sandbox and return what happened.
+
+    isolation="auto" takes the strongest level that works here; naming a level demands it and
+    raises SandboxUnavailable if the machine forbids it. `python` is the interpreter's real path
+    (default: interpreter()); its installation prefix is bound read-only into the sandbox.
+    """
+    if isolation == "auto":
+        levels = ["namespaces", "userns", "rlimits"] if os.geteuid() == 0 else ["userns", "rlimits"]
+        levels = [level for level in levels if level not in _unavailable] or ["rlimits"]
+    else:
+        levels = [isolation]
+    why: list[str] = []
+    for level in levels:
+        base = _prepare(source, files or {})
+        try:
+            result = _run_once(level, base, limits, python or interpreter(), why)
+        finally:
+            _remove(base)
+        if result is not None:
+            return result
+        if isolation == "auto":
+            _unavailable.add(level)
+    raise SandboxUnavailable(
+        "no sandbox isolation level works here: " + "; ".join(why) + ". Run as root, allow "
+        "unprivileged user namespaces, or pass isolation='rlimits' (weak: see docs/sandbox.md)"
+    )
+
+
+def _prepare(source: str, files: Mapping[str, bytes]) -> str:
+    """A private directory: work/ holds main.py and the files, root/ is the mount point."""
+    tmp = os.environ.get("TMPDIR") or "/tmp"
+    if os.geteuid() == 0 and not _traversable(tmp):
+        tmp = "/tmp"  # the uid levels drop to a fresh uid before they enter the directory
+    base = os.path.join(tmp, "agentlobby-sandbox-" + os.urandom(8).hex())
+    os.mkdir(base, 0o700)
+    for sub in ("work", "root", "tmp"):
+        os.mkdir(os.path.join(base, sub), 0o700)
+    entries = dict(files)
+    entries["main.py"] = source.encode()
+    for name, data in entries.items():
+        parts = name.split("/")
+        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            _remove(base)
+            raise InvalidMessage(f"sandbox file name {name!r} must be a relative path like a/b.py")
+        path = os.path.join(base, "work", *parts)
+        os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(data)
+    return base
+
+
+def _run_once(
+    level: str, base: str, limits: SandboxLimits, python: str, why: list[str]
+) -> ExecutionResult | None:
+    uid = UID_BASE + int.from_bytes(os.urandom(4), "big") % UID_SPAN
+    if level in ("rlimits", "userns") and os.geteuid() == 0:  # the helper drops to uid first
+        os.chmod(base, 0o711)
+        for sub in ("work", "tmp", "root"):
+            _chown_tree(os.path.join(base, sub), uid)
+    config = {
+        "level": level,
+        "workdir": os.path.join(base, "work"),
+        "rootdir": os.path.join(base, "root"),
+        "tmp": os.path.join(base, "tmp"),
+        "uid": str(uid),
+        "gid": str(uid),
+        "timeout": repr(limits.timeout_s),
+        "cpu": str(limits.cpu_seconds),
+        "mem": str(limits.memory_mb << 20),
+        "nproc": str(limits.max_processes),
+        "fsize": str(limits.max_file_mb << 20),
+        "tmpfs": str(limits.memory_mb << 20),
+    }
+    argv = [python, "-I", "-S", "-u", "-c", HELPER, *(f"{k}={v}" for k, v in config.items())]
+    started = time.monotonic()
+    pid, streams = _spawn(python, argv)
+    try:
+        out, err, status, stopped = _collect(pid, streams, limits, started)
+    finally:
+        for fd in streams:
+            os.close(fd)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: already reaped
+            os.waitpid(pid, 0)
+    duration_ms = round((time.monotonic() - started) * 1000)
+    lines = status.decode(errors="replace").splitlines()
+    events = dict(line.split(" ", 1) for line in lines if " " in line)
+    if "unavailable" in events:
+        why.append(events["unavailable"])
+        return None
+    if "error" in events:
+        raise SandboxUnavailable(f"the sandbox could not start the code: {events['error']}")
+    if "exit" not in events and not stopped:
+        tail = err[-2000:].decode(errors="replace")
+        raise SandboxUnavailable(f"the sandbox helper failed at level {level}: {tail}")
+    cap = limits.max_output_bytes
+    kind, number, said = events.get("exit", "none 0 -").split(" ")
+    reason = stopped or (None if said in ("-", "stopped") else said)
+    return ExecutionResult(
+        exit_code={"code": int(number), "signal": -int(number)}.get(kind),
+        stdout=out[:cap].decode(errors="replace"),
+        stderr=err[:cap].decode(errors="replace"),
+        timed_out=reason == "timeout",
+        duration_ms=duration_ms,
+        truncated=len(out) > cap or len(err) > cap,
+        reason=reason,
+        isolation=events.get("isolation", level),
+    )
+
+
+def _spawn(python: str, argv: list[str]) -> tuple[int, list[int]]:
+    """Start the helper in its own session with stdin /dev/null and fds 1, 2, 3 as our pipes."""
+    ours, theirs = [], []
+    for _ in range(3):
+        r, w = os.pipe()
+        ours.append(_high(r))
+        theirs.append(_high(w))
+    null = _high(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    actions = [(os.POSIX_SPAWN_DUP2, null, 0)]
+    actions += [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(theirs, 1)]
+    restore = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    try:
+        pid = os.posix_spawn(
+            python, argv, env, file_actions=actions, setsid=True, setsigdef=restore
+        )
+    except OSError as exc:
+        for fd in ours:
+            os.close(fd)
+        raise SandboxUnavailable(f"cannot start the sandbox's Python {python}: {exc}") from exc
+    finally:
+        for fd in [*theirs, null]:
+            os.close(fd)
+    return pid, ours
+
+
+def _high(fd: int) -> int:
+    """Move fd above 3 so dup2 into 0-3 in the child cannot clobber another source."""
+    if fd > 3:
+        return fd
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    os.close(fd)
+    return moved
+
+
+def _collect(
+    pid: int, fds: list[int], limits: SandboxLimits, started: float
+) -> tuple[bytes, bytes, bytes, str | None]:
+    """Read stdout, stderr and the status pipe until they close, within the limits."""
+    buffers = {fd: bytearray() for fd in fds}
+    cap = limits.max_output_bytes
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(fds)
+    deadline = started + limits.timeout_s + BACKSTOP_S
+    stopped: str | None = None
+    while open_fds:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if stopped is not None:
+                break
+            stopped = "timeout"
+            _stop(pid)
+            deadline = time.monotonic() + DRAIN_S
+            continue
+        for fd, _ in poller.poll(left * 1000):
+            data = os.read(fd, CHUNK)
+            if not data:
+                poller.unregister(fd)
+                open_fds.discard(fd)
+                continue
+            buf = buffers[fd]
+            if len(buf) <= cap:
+                buf += data
+            if fd != fds[2] and len(buf) > cap and stopped is None:
+                stopped = "output-flood"
+                _stop(pid)
+                deadline = time.monotonic() + DRAIN_S
+    return bytes(buffers[fds[0]]), bytes(buffers[fds[1]]), bytes(buffers[fds[2]]), stopped
+
+
+def _stop(pid: int) -> None:
+    """Ask the helper to end the run (it kills the whole namespace or process tree)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+
+
+def _traversable(path: str) -> bool:
+    """Whether any user may walk through every directory down to path."""
+    path = os.path.realpath(path)
+    while True:
+        try:
+            if not os.stat(path).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
+
+
+def _chown_tree(path: str, uid: int) -> None:
+    os.chown(path, uid, uid)
+    for here, dirs, names in os.walk(path):
+        for name in dirs + names:
+            os.chown(os.path.join(here, name), uid, uid)
+
+
+def _remove(base: str) -> None:
+    """Delete the run's directory, even where the code left unreadable or unwritable entries."""
+    import shutil
+
+    def force(func: object, path: str, exc: object) -> None:
+        os.chmod(os.path.dirname(path), 0o700)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.chmod(path, 0o700)
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            os.unlink(path)
+
+    shutil.rmtree(base, onerror=force)
