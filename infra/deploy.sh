@@ -1,0 +1,481 @@
+#!/usr/bin/env bash
+# Deploy agentlobby to a Google Cloud project, or print what that would run (--dry-run).
+#
+#   infra/deploy.sh --project P --region R [--dry-run] [--allow-unauthenticated]
+#                   [--openai-secret NAME]
+#
+# Sets up, in order: APIs; Firestore (native) and its indexes; secrets; one service account per
+# role; lobby topics and the dead-letter topic; least-privilege grants; the sandbox network;
+# every function in infra/functions.conf (2nd gen, HTTP); the interpreter's gen2 execution
+# environment and Direct VPC egress; run.invoker for the push account; one push subscription per
+# lobby membership; and the agent registry in Firestore. docs/deploy.md explains each step.
+#
+# Idempotent: what exists is checked with `describe` first and left alone or brought back to the
+# wanted settings; a function whose source and flags are unchanged (label agentlobby_deploy) is
+# not redeployed. A dry run prints every command as if nothing existed, one per line, and needs
+# neither credentials nor network.
+set -euo pipefail
+
+# shellcheck source=infra/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+USAGE="usage: infra/deploy.sh --project P --region R [--dry-run] [--allow-unauthenticated] \
+[--openai-secret NAME]"
+ALLOW_UNAUTHENTICATED=0
+OPENAI_SECRET=$DEFAULT_OPENAI_SECRET
+PUBSUB_AGENT=""
+FN_URL=()
+FN_DEPLOYED=()
+
+parse_deploy_args() {
+  while (($#)); do
+    case $1 in
+      --allow-unauthenticated) ALLOW_UNAUTHENTICATED=1 ;;
+      --openai-secret=*) OPENAI_SECRET=${1#*=} ;;
+      --openai-secret)
+        (($# >= 2)) || die "--openai-secret needs a value"
+        OPENAI_SECRET=$2
+        shift
+        ;;
+      *) die "unknown argument '$1'. $USAGE" ;;
+    esac
+    shift
+  done
+  [[ $OPENAI_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
+    die "--openai-secret '$OPENAI_SECRET' is not a Secret Manager secret id"
+}
+
+enable_apis() {
+  # shellcheck disable=SC2086 # REQUIRED_APIS is a list of words
+  run gcloud services enable $REQUIRED_APIS --project="$PROJECT"
+}
+
+pubsub_service_agent() {
+  local number
+  number=$(capture PROJECT_NUMBER gcloud projects describe "$PROJECT" \
+    --format='value(projectNumber)')
+  [[ -n $number ]] || die "could not read the project number of $PROJECT"
+  PUBSUB_AGENT="serviceAccount:service-$number@gcp-sa-pubsub.iam.gserviceaccount.com"
+}
+
+# run_tolerating PATTERN CMD...: run CMD; a failure whose output matches PATTERN is fine.
+run_tolerating() {
+  local pattern=$1 out
+  shift
+  if ((DRY_RUN)); then
+    render "$@" >&3
+    return 0
+  fi
+  printf '+ %s\n' "$(render "$@")" >&2
+  if out=$("$@" 2>&1); then
+    return 0
+  fi
+  if grep -qiE "$pattern" <<<"$out"; then
+    note "  (already there)"
+    return 0
+  fi
+  printf '%s\n' "$out" >&2
+  die "failed: $(render "$@")"
+}
+
+ensure_firestore() {
+  if exists gcloud firestore databases describe --database='(default)' --project="$PROJECT"; then
+    local type
+    type=$(gcloud firestore databases describe --database='(default)' --project="$PROJECT" \
+      --format='value(type)')
+    [[ $type == FIRESTORE_NATIVE ]] ||
+      die "the (default) database of $PROJECT is $type; agentlobby needs Firestore in native mode"
+  else
+    run gcloud firestore databases create --database='(default)' --location="$REGION" \
+      --type=firestore-native --project="$PROJECT"
+  fi
+  local line group fields field
+  while read -r line; do
+    [[ -n $line ]] || continue
+    group=${line%% *}
+    fields=()
+    for field in ${line#* }; do
+      fields+=("--field-config=field-path=${field%%:*},order=${field#*:}")
+    done
+    run_tolerating 'already exists' gcloud firestore indexes composite create \
+      --database='(default)' --collection-group="$group" --query-scope=collection \
+      "${fields[@]}" --async --project="$PROJECT"
+  done <<<"$FIRESTORE_INDEXES"
+}
+
+# ensure_secret NAME: the secret, without its value.
+ensure_secret() {
+  exists gcloud secrets describe "$1" --project="$PROJECT" ||
+    run gcloud secrets create "$1" --replication-policy=automatic --labels=agentlobby=managed \
+      --project="$PROJECT"
+}
+
+has_enabled_version() {
+  local version
+  version=$(capture "" gcloud secrets versions list "$1" --filter=state:enabled --limit=1 \
+    --format='value(name)' --project="$PROJECT")
+  [[ -n $version ]]
+}
+
+# add_version NAME PRODUCER: pipe PRODUCER's output into a new version (never via argv).
+add_version() {
+  if ((DRY_RUN)); then
+    render gcloud secrets versions add "$1" --data-file=- --project="$PROJECT" >&3
+    return 0
+  fi
+  "$2" | run gcloud secrets versions add "$1" --data-file=- --project="$PROJECT"
+}
+
+openai_key_from_env() {
+  printf '%s' "$OPENAI_API_KEY"
+}
+
+new_api_token() {
+  head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n'
+}
+
+ensure_secrets() {
+  ensure_secret "$API_TOKEN_SECRET"
+  has_enabled_version "$API_TOKEN_SECRET" || add_version "$API_TOKEN_SECRET" new_api_token
+  account_in_use model-agent || return 0
+  ensure_secret "$OPENAI_SECRET"
+  has_enabled_version "$OPENAI_SECRET" && return 0
+  if [[ -n ${OPENAI_API_KEY:-} ]]; then
+    add_version "$OPENAI_SECRET" openai_key_from_env
+  elif ((DRY_RUN)); then
+    note "note: a real run needs OPENAI_API_KEY in its environment (read once, stored in" \
+      "Secret Manager) or a version already in secret $OPENAI_SECRET"
+    add_version "$OPENAI_SECRET" openai_key_from_env
+  else
+    die "secret $OPENAI_SECRET has no version. Add the key without putting it on a command" \
+      "line: read -rs KEY && printf %s \"\$KEY\" | gcloud secrets versions add" \
+      "$OPENAI_SECRET --data-file=- --project=$PROJECT   (or export OPENAI_API_KEY and rerun)"
+  fi
+}
+
+ensure_accounts() {
+  local kind
+  for kind in $ACCOUNT_KINDS; do
+    if [[ $kind != invoker ]] && ! account_in_use "$kind"; then
+      continue
+    fi
+    exists gcloud iam service-accounts describe "$(account_email "$kind")" \
+      --project="$PROJECT" ||
+      run gcloud iam service-accounts create "agentlobby-$kind" \
+        --display-name="agentlobby $kind" --project="$PROJECT"
+  done
+}
+
+ensure_topic() {
+  exists gcloud pubsub topics describe "$1" --project="$PROJECT" ||
+    run gcloud pubsub topics create "$1" --labels=agentlobby=managed --project="$PROJECT"
+}
+
+ensure_topics() {
+  local lobby
+  for lobby in $(all_lobbies); do
+    ensure_topic "$lobby"
+  done
+  ensure_topic "$DEAD_LETTER_TOPIC"
+  # Pub/Sub drops messages on a topic without subscriptions. Without a function to record them
+  # (functions.conf), dead letters wait in a pull subscription for 7 days.
+  dead_letters_pushed && return 0
+  exists gcloud pubsub subscriptions describe "$DEAD_LETTER_SUBSCRIPTION" \
+    --project="$PROJECT" ||
+    run gcloud pubsub subscriptions create "$DEAD_LETTER_SUBSCRIPTION" \
+      --topic="$DEAD_LETTER_TOPIC" --message-retention-duration=7d --expiration-period=never \
+      --labels=agentlobby=managed --project="$PROJECT"
+}
+
+grant_roles() {
+  local kind member lobby lobbies
+  for kind in user agent model-agent recorder; do
+    account_in_use "$kind" || continue
+    member="serviceAccount:$(account_email "$kind")"
+    retry run gcloud projects add-iam-policy-binding "$PROJECT" --member="$member" \
+      --role=roles/datastore.user --condition=None --format=none
+    if [[ $kind == user ]]; then
+      lobbies=$(all_lobbies)
+    else
+      lobbies=$(lobbies_of_account "$kind")
+    fi
+    for lobby in $lobbies; do
+      retry run gcloud pubsub topics add-iam-policy-binding "$lobby" --member="$member" \
+        --role=roles/pubsub.publisher --format=none --project="$PROJECT"
+    done
+  done
+  if account_in_use user; then
+    retry run gcloud secrets add-iam-policy-binding "$API_TOKEN_SECRET" \
+      --member="serviceAccount:$(account_email user)" \
+      --role=roles/secretmanager.secretAccessor --format=none --project="$PROJECT"
+  fi
+  if account_in_use model-agent; then
+    retry run gcloud secrets add-iam-policy-binding "$OPENAI_SECRET" \
+      --member="serviceAccount:$(account_email model-agent)" \
+      --role=roles/secretmanager.secretAccessor --format=none --project="$PROJECT"
+  fi
+  # The sandbox account gets nothing. Pub/Sub's own agent mints the push OIDC tokens and moves
+  # undeliverable messages to the dead-letter topic.
+  retry run gcloud iam service-accounts add-iam-policy-binding "$(account_email invoker)" \
+    --member="$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator --format=none \
+    --project="$PROJECT"
+  retry run gcloud pubsub topics add-iam-policy-binding "$DEAD_LETTER_TOPIC" \
+    --member="$PUBSUB_AGENT" --role=roles/pubsub.publisher --format=none --project="$PROJECT"
+}
+
+# A VPC without Cloud NAT, without Private Google Access and with a deny-all egress rule: the
+# interpreter's traffic goes there (Direct VPC egress, all traffic) and nowhere else.
+ensure_sandbox_network() {
+  account_in_use sandbox || return 0
+  exists gcloud compute networks describe "$SANDBOX_NETWORK" --project="$PROJECT" ||
+    run gcloud compute networks create "$SANDBOX_NETWORK" --subnet-mode=custom \
+      --project="$PROJECT"
+  exists gcloud compute networks subnets describe "$SANDBOX_SUBNET" --region="$REGION" \
+    --project="$PROJECT" ||
+    run gcloud compute networks subnets create "$SANDBOX_SUBNET" --network="$SANDBOX_NETWORK" \
+      --region="$REGION" --range="$SANDBOX_SUBNET_RANGE" --no-enable-private-ip-google-access \
+      --project="$PROJECT"
+  exists gcloud compute firewall-rules describe "$SANDBOX_FIREWALL" --project="$PROJECT" ||
+    run gcloud compute firewall-rules create "$SANDBOX_FIREWALL" --network="$SANDBOX_NETWORK" \
+      --direction=EGRESS --action=DENY --rules=all --destination-ranges=0.0.0.0/0 \
+      --priority=100 --project="$PROJECT"
+}
+
+# A hash of the deploy root and of the flags: the label that lets a rerun skip a function.
+source_digest() {
+  local hasher=(sha256sum)
+  command -v sha256sum >/dev/null || hasher=(shasum -a 256)
+  {
+    (cd "$REPO_DIR" && find functions -type f ! -path '*/__pycache__/*' ! -name '*.pyc' \
+      -print0 | LC_ALL=C sort -z | xargs -0 "${hasher[@]}")
+    printf '%s\n' "$@"
+  } | "${hasher[@]}" | cut -c1-32
+}
+
+deploy_args() {
+  local i=$1 name=${FN_NAME[$1]} kind=${FN_ACCOUNT[$1]}
+  ARGS=(gcloud functions deploy "$name" --gen2 --region="$REGION" --project="$PROJECT"
+    --runtime="$RUNTIME" --source=functions --entry-point="$(entry_point "$i")" --trigger-http
+    --service-account="$(account_email "$kind")" --memory="${FN_MEMORY[$i]}"
+    --timeout="${FN_TIMEOUT[$i]}" --min-instances=0 --max-instances="${FN_MAX[$i]}"
+    --concurrency="${FN_CONCURRENCY[$i]}"
+    --set-env-vars="AGENTLOBBY_PROJECT=$PROJECT,AGENTLOBBY_LOG_LEVEL=$LOG_LEVEL")
+  case $kind in
+    user)
+      ARGS+=(--ingress-settings=all
+        --set-secrets="AGENTLOBBY_API_TOKEN=$API_TOKEN_SECRET:latest")
+      if ((ALLOW_UNAUTHENTICATED)); then
+        ARGS+=(--allow-unauthenticated)
+      else
+        ARGS+=(--no-allow-unauthenticated)
+      fi
+      ;;
+    model-agent)
+      ARGS+=(--ingress-settings=internal-only --no-allow-unauthenticated
+        --set-secrets="OPENAI_API_KEY=$OPENAI_SECRET:latest")
+      ;;
+    *) ARGS+=(--ingress-settings=internal-only --no-allow-unauthenticated --clear-secrets) ;;
+  esac
+}
+
+# Stop pushes to the interpreter while it is redeployed: between `functions deploy` and
+# `run services update` it would run on Cloud Run's default environment with open egress.
+# The subscriptions turn into pull subscriptions; ensure_subscriptions turns them back.
+pause_pushes() {
+  local lobby
+  for lobby in $(lobbies_of "$1"); do
+    if exists gcloud pubsub subscriptions describe "$(subscription_name "$lobby" "${FN_NAME[$1]}")" \
+      --project="$PROJECT"; then
+      run gcloud pubsub subscriptions modify-push-config \
+        "$(subscription_name "$lobby" "${FN_NAME[$1]}")" --push-endpoint= --project="$PROJECT"
+    fi
+  done
+}
+
+deploy_functions() {
+  local i digest current
+  for ((i = 0; i < FN_COUNT; i++)); do
+    deploy_args "$i"
+    digest=$(source_digest "${ARGS[@]}")
+    current=""
+    if ((!DRY_RUN)); then
+      current=$(gcloud functions describe "${FN_NAME[$i]}" --region="$REGION" \
+        --project="$PROJECT" --format='value(state,labels.agentlobby_deploy)' 2>/dev/null ||
+        true)
+    fi
+    if [[ $current == "ACTIVE"$'\t'"$digest" ]]; then
+      note "${FN_NAME[$i]}: source and settings unchanged, not redeployed"
+      FN_DEPLOYED[i]=0
+    else
+      if [[ -n $current && ${FN_ACCOUNT[$i]} == sandbox ]]; then
+        pause_pushes "$i"
+      fi
+      run "${ARGS[@]}" --update-labels="agentlobby=managed,agentlobby_deploy=$digest"
+      FN_DEPLOYED[i]=1
+    fi
+    FN_URL[i]=$(capture "https://${FN_NAME[$i]}-PLACEHOLDER.a.run.app" gcloud functions \
+      describe "${FN_NAME[$i]}" --region="$REGION" --project="$PROJECT" \
+      --format='value(serviceConfig.uri)')
+  done
+}
+
+sandbox_hardened() {
+  ((DRY_RUN)) && return 1
+  local service
+  service=$(gcloud run services describe "$1" --region="$REGION" --project="$PROJECT" \
+    --format=json)
+  grep -q '"run.googleapis.com/execution-environment": "gen2"' <<<"$service" &&
+    grep -q '"run.googleapis.com/vpc-access-egress": "all-traffic"' <<<"$service" &&
+    grep -q "$SANDBOX_SUBNET" <<<"$service"
+}
+
+# The interpreter: gen2 execution environment (a microVM: namespaces for the sandbox) and all
+# egress through the sandbox VPC, which has no route out.
+harden_sandbox() {
+  local i
+  for ((i = 0; i < FN_COUNT; i++)); do
+    [[ ${FN_ACCOUNT[$i]} == sandbox ]] || continue
+    if ((FN_DEPLOYED[i])) || ! sandbox_hardened "${FN_NAME[$i]}"; then
+      run gcloud run services update "${FN_NAME[$i]}" --region="$REGION" --project="$PROJECT" \
+        --execution-environment=gen2 --network="$SANDBOX_NETWORK" --subnet="$SANDBOX_SUBNET" \
+        --network-tags="$SANDBOX_NETWORK" --vpc-egress=all-traffic --quiet
+    fi
+  done
+}
+
+grant_invokers() {
+  local i invoker
+  invoker="serviceAccount:$(account_email invoker)"
+  for ((i = 0; i < FN_COUNT; i++)); do
+    [[ -n $(topics_of "$i") ]] || continue
+    retry run gcloud run services add-iam-policy-binding "${FN_NAME[$i]}" --region="$REGION" \
+      --member="$invoker" --role=roles/run.invoker --format=none --project="$PROJECT"
+  done
+  # A rerun without --allow-unauthenticated takes the public access back.
+  if ((!DRY_RUN && !ALLOW_UNAUTHENTICATED)) && account_in_use user; then
+    for ((i = 0; i < FN_COUNT; i++)); do
+      [[ ${FN_ACCOUNT[$i]} == user ]] || continue
+      if gcloud run services get-iam-policy "${FN_NAME[$i]}" --region="$REGION" \
+        --project="$PROJECT" --format=json | grep -q '"allUsers"'; then
+        run gcloud run services remove-iam-policy-binding "${FN_NAME[$i]}" --region="$REGION" \
+          --member=allUsers --role=roles/run.invoker --format=none --project="$PROJECT"
+      fi
+    done
+  fi
+}
+
+# One push subscription per (topic, function): OIDC as the invoker account, the lobby in the
+# URL path, a 600 s ack deadline, retries with backoff, then the dead-letter topic. The dead
+# letters' own subscription has no dead-letter topic: it retries until its 7-day retention ends.
+ensure_subscriptions() {
+  local i topic sub url settings
+  for ((i = 0; i < FN_COUNT; i++)); do
+    url=${FN_URL[$i]}
+    for topic in $(topics_of "$i"); do
+      sub=$(subscription_name "$topic" "${FN_NAME[$i]}")
+      settings=(--push-endpoint="$url/projects/$PROJECT/topics/$topic"
+        --push-auth-service-account="$(account_email invoker)"
+        --push-auth-token-audience="$url" --ack-deadline="$ACK_DEADLINE_S"
+        --min-retry-delay="$MIN_RETRY_DELAY" --max-retry-delay="$MAX_RETRY_DELAY"
+        --message-retention-duration=7d --expiration-period=never --project="$PROJECT")
+      if [[ $topic != "$DEAD_LETTER_TOPIC" ]]; then
+        settings+=(--dead-letter-topic="projects/$PROJECT/topics/$DEAD_LETTER_TOPIC"
+          --max-delivery-attempts="$MAX_DELIVERY_ATTEMPTS")
+      fi
+      if exists gcloud pubsub subscriptions describe "$sub" --project="$PROJECT"; then
+        run gcloud pubsub subscriptions update "$sub" "${settings[@]}"
+      else
+        run gcloud pubsub subscriptions create "$sub" --topic="$topic" "${settings[@]}" \
+          --labels=agentlobby=managed
+      fi
+      [[ $topic == "$DEAD_LETTER_TOPIC" ]] && continue
+      retry run gcloud pubsub subscriptions add-iam-policy-binding "$sub" \
+        --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber --format=none \
+        --project="$PROJECT"
+    done
+  done
+}
+
+# "AGENT LOBBY" per line for the memberships the registry already has.
+registered_memberships() {
+  local list=(env "AGENTLOBBY_PROJECT=$PROJECT" agentlobby agents --json)
+  if ((DRY_RUN)); then
+    render "${list[@]}" >&3
+    return 0
+  fi
+  printf '+ %s\n' "$(render "${list[@]}")" >&2
+  "${list[@]}" | python3 -c 'import json, sys
+for agent in json.load(sys.stdin):
+    for lobby in agent["lobbies"]:
+        print(agent["name"], lobby)'
+}
+
+# The registry in Firestore (the project's CLI, with application default credentials): agents
+# and their endpoints, lobbies, memberships. `agentlobby enter` also writes the subscription with
+# the library's settings; it runs only for a membership the registry lacks, and
+# ensure_subscriptions then sets the subscription as this script wants it.
+register_agents() {
+  local i lobby members
+  for ((i = 0; i < FN_COUNT; i++)); do
+    [[ -n $(lobbies_of "$i") ]] || continue
+    run env "AGENTLOBBY_PROJECT=$PROJECT" agentlobby agents register "${FN_NAME[$i]}" \
+      --endpoint "${FN_URL[$i]}" --push-auth-service-account "$(account_email invoker)"
+  done
+  for lobby in $(all_lobbies); do
+    run env "AGENTLOBBY_PROJECT=$PROJECT" agentlobby lobbies create "$lobby"
+  done
+  members=$(registered_memberships)
+  for ((i = 0; i < FN_COUNT; i++)); do
+    for lobby in $(lobbies_of "$i"); do
+      grep -qx "${FN_NAME[$i]} $lobby" <<<"$members" && continue
+      run env "AGENTLOBBY_PROJECT=$PROJECT" agentlobby enter "${FN_NAME[$i]}" "$lobby"
+    done
+  done
+}
+
+summary() {
+  ((DRY_RUN)) && return 0
+  local i
+  for ((i = 0; i < FN_COUNT; i++)); do
+    [[ ${FN_ACCOUNT[$i]} == user ]] || continue
+    note ""
+    note "agentlobby is deployed. The API: ${FN_URL[$i]}"
+    note "  token:  gcloud secrets versions access latest --secret=$API_TOKEN_SECRET" \
+      "--project=$PROJECT"
+    if ((ALLOW_UNAUTHENTICATED)); then
+      note "  call:   curl -H \"Authorization: Bearer \$TOKEN\" ${FN_URL[$i]}/conversations/ID"
+    else
+      note "  call:   curl -H \"X-Serverless-Authorization: Bearer \$(gcloud auth" \
+        "print-identity-token)\" -H \"Authorization: Bearer \$TOKEN\"" \
+        "${FN_URL[$i]}/conversations/ID"
+    fi
+  done
+}
+
+main() {
+  parse_common_args "$USAGE" "$@"
+  parse_deploy_args ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}
+  load_functions
+  preflight
+  if ((!DRY_RUN)); then
+    command -v agentlobby >/dev/null ||
+      die "the agentlobby CLI is not on PATH (it registers the agents): pip install -e ."
+  fi
+  cd "$REPO_DIR"
+  enable_apis
+  pubsub_service_agent
+  ensure_firestore
+  ensure_secrets
+  ensure_accounts
+  ensure_topics
+  grant_roles
+  ensure_sandbox_network
+  deploy_functions
+  harden_sandbox
+  grant_invokers
+  register_agents
+  ensure_subscriptions
+  summary
+}
+
+main "$@"

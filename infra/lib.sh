@@ -1,0 +1,270 @@
+# shellcheck shell=bash
+# shellcheck disable=SC2034 # the names below are used by the scripts that source this file
+# Shared by infra/deploy.sh and infra/teardown.sh: names, the function table, argument
+# parsing and the run/capture/exists helpers that make --dry-run print instead of act.
+#
+# Dry run: every command goes to stdout (fd 3, so it survives $(...)) one per line, quoted
+# so that a shell (or Python's shlex) reads back the same words; nothing runs, no credentials
+# are needed. Real run: each command is echoed to stderr with a "+ " prefix, then run.
+# Written for bash 3.2 as well (macOS): no associative arrays, no mapfile, no ${x,,}.
+
+INFRA_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_DIR=$(dirname "$INFRA_DIR")
+FUNCTIONS_CONF="$INFRA_DIR/functions.conf"
+
+# Names of what deploy.sh creates. Everything carries the agentlobby prefix.
+DEAD_LETTER_TOPIC=agentlobby-dead-letter
+DEAD_LETTER_SUBSCRIPTION=agentlobby-dead-letter
+API_TOKEN_SECRET=agentlobby-api-token
+DEFAULT_OPENAI_SECRET=agentlobby-openai-api-key
+SANDBOX_NETWORK=agentlobby-sandbox
+SANDBOX_SUBNET=agentlobby-sandbox
+SANDBOX_SUBNET_RANGE=10.124.0.0/24
+SANDBOX_FIREWALL=agentlobby-sandbox-deny-egress
+ACCOUNT_KINDS="user agent model-agent sandbox recorder invoker"
+RUNTIME=python312
+ACK_DEADLINE_S=600
+MAX_DELIVERY_ATTEMPTS=5
+MIN_RETRY_DELAY=10s
+MAX_RETRY_DELAY=600s
+LOG_LEVEL=INFO
+# Composite indexes, one per line: collection-group field:order field:order ...
+FIRESTORE_INDEXES="dead_letters conversation_id:ascending recorded_at:ascending"
+REQUIRED_APIS="cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
+artifactregistry.googleapis.com pubsub.googleapis.com firestore.googleapis.com
+secretmanager.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com
+compute.googleapis.com logging.googleapis.com"
+
+PROJECT=""
+REGION=""
+DRY_RUN=0
+exec 3>&1
+
+die() {
+  printf 'error: %s\n' "$*" >&2
+  exit 1
+}
+
+note() {
+  printf '%s\n' "$*" >&2
+}
+
+# Quote one word for a shell: bare when it is safe, else in single quotes.
+quote() {
+  case $1 in
+    '' | *[!A-Za-z0-9_./:=@,+%-]*)
+      local q="'\\''"
+      printf "'%s'" "${1//\'/$q}"
+      ;;
+    *) printf '%s' "$1" ;;
+  esac
+}
+
+render() {
+  local line="" word
+  for word in "$@"; do
+    line="$line $(quote "$word")"
+  done
+  printf '%s\n' "${line# }"
+}
+
+# run CMD...: print it (dry run) or echo and run it.
+run() {
+  if ((DRY_RUN)); then
+    render "$@" >&3
+  else
+    printf '+ %s\n' "$(render "$@")" >&2
+    "$@"
+  fi
+}
+
+# capture PLACEHOLDER CMD...: the command's stdout; in a dry run, print it and answer PLACEHOLDER.
+capture() {
+  local placeholder=$1
+  shift
+  if ((DRY_RUN)); then
+    render "$@" >&3
+    printf '%s' "$placeholder"
+  else
+    printf '+ %s\n' "$(render "$@")" >&2
+    "$@"
+  fi
+}
+
+# exists CMD...: run a describe command; 0 if the thing exists, 1 if it does not. Any other
+# failure (no permission, API disabled, no network) stops the script with gcloud's message.
+# A dry run prints the command and answers "does not exist".
+exists() {
+  if ((DRY_RUN)); then
+    render "$@" >&3
+    return 1
+  fi
+  local err
+  err=$(mktemp)
+  printf '+ %s\n' "$(render "$@")" >&2
+  if "$@" >/dev/null 2>"$err"; then
+    rm -f "$err"
+    return 0
+  fi
+  if grep -qiE 'not[ _]?found|does not exist|404' "$err"; then
+    rm -f "$err"
+    return 1
+  fi
+  cat "$err" >&2
+  rm -f "$err"
+  die "could not tell whether it exists: $(render "$@")"
+}
+
+# retry CMD...: for IAM bindings on accounts created seconds ago (IAM is eventually consistent).
+retry() {
+  local attempt
+  for attempt in 1 2 3 4 5; do
+    if "$@"; then
+      return 0
+    fi
+    ((DRY_RUN)) && return 1
+    note "retrying in $((attempt * 5)) s (new accounts take a moment to propagate)"
+    sleep $((attempt * 5))
+  done
+  return 1
+}
+
+account_email() {
+  printf 'agentlobby-%s@%s.iam.gserviceaccount.com' "$1" "$PROJECT"
+}
+
+# The function table (infra/functions.conf), as parallel arrays indexed 0..FN_COUNT-1.
+FN_NAME=()
+FN_MEMORY=()
+FN_TIMEOUT=()
+FN_MAX=()
+FN_CONCURRENCY=()
+FN_ACCOUNT=()
+FN_TOPICS=()
+FN_COUNT=0
+
+load_functions() {
+  local name memory timeout max concurrency account topics extra
+  while read -r name memory timeout max concurrency account topics extra; do
+    case $name in '' | '#'*) continue ;; esac
+    [[ -n $topics && -z $extra ]] || die "$FUNCTIONS_CONF: '$name' needs exactly 7 columns"
+    case " $ACCOUNT_KINDS " in
+      *" $account "*) ;;
+      *) die "$FUNCTIONS_CONF: '$name' has account '$account'; use one of: $ACCOUNT_KINDS" ;;
+    esac
+    [[ $name =~ ^[a-z][a-z0-9-]*$ ]] || die "$FUNCTIONS_CONF: bad function name '$name'"
+    FN_NAME+=("$name")
+    FN_MEMORY+=("$memory")
+    FN_TIMEOUT+=("$timeout")
+    FN_MAX+=("$max")
+    FN_CONCURRENCY+=("$concurrency")
+    FN_ACCOUNT+=("$account")
+    FN_TOPICS+=("$topics")
+  done <"$FUNCTIONS_CONF"
+  FN_COUNT=${#FN_NAME[@]}
+  ((FN_COUNT > 0)) || die "$FUNCTIONS_CONF lists no function"
+}
+
+entry_point() {
+  printf '%s' "${FN_NAME[$1]//-/_}"
+}
+
+# Topics function i is pushed from, one per line ("-" = none): lobbies or the dead-letter topic.
+topics_of() {
+  if [[ ${FN_TOPICS[$1]} == - ]]; then
+    return 0
+  fi
+  printf '%s\n' "${FN_TOPICS[$1]}" | tr ',' '\n' | grep -v '^$' || true
+}
+
+# Lobbies function i joins: its topics but the dead-letter topic.
+lobbies_of() {
+  topics_of "$1" | grep -vx "$DEAD_LETTER_TOPIC" || true
+}
+
+# Every lobby in the table, once, in order of first appearance.
+all_lobbies() {
+  local i
+  for ((i = 0; i < FN_COUNT; i++)); do
+    lobbies_of "$i"
+  done | awk '!seen[$0]++'
+}
+
+# Lobbies joined by the functions that run as account kind $1.
+lobbies_of_account() {
+  local i
+  for ((i = 0; i < FN_COUNT; i++)); do
+    if [[ ${FN_ACCOUNT[$i]} == "$1" ]]; then
+      lobbies_of "$i"
+    fi
+  done | awk '!seen[$0]++'
+}
+
+# Whether some function is pushed from the dead-letter topic (else its subscription is pull).
+dead_letters_pushed() {
+  local i
+  for ((i = 0; i < FN_COUNT; i++)); do
+    if topics_of "$i" | grep -qx "$DEAD_LETTER_TOPIC"; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+account_in_use() {
+  local i
+  for ((i = 0; i < FN_COUNT; i++)); do
+    if [[ ${FN_ACCOUNT[$i]} == "$1" ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+# subscription_name TOPIC FUNCTION
+subscription_name() {
+  if [[ $1 == "$DEAD_LETTER_TOPIC" ]]; then
+    printf '%s' "$DEAD_LETTER_SUBSCRIPTION"
+  else
+    printf 'agentlobby-%s-%s' "$1" "$2"
+  fi
+}
+
+# parse_common_args USAGE "$@": --project, --region, --dry-run; other flags go to $EXTRA_ARGS.
+EXTRA_ARGS=()
+parse_common_args() {
+  local usage=$1
+  shift
+  while (($#)); do
+    case $1 in
+      --project=*) PROJECT=${1#*=} ;;
+      --region=*) REGION=${1#*=} ;;
+      --project | --region)
+        (($# >= 2)) || die "$1 needs a value"
+        if [[ $1 == --project ]]; then PROJECT=$2; else REGION=$2; fi
+        shift
+        ;;
+      --dry-run) DRY_RUN=1 ;;
+      -h | --help)
+        printf '%s\n' "$usage"
+        exit 0
+        ;;
+      *) EXTRA_ARGS+=("$1") ;;
+    esac
+    shift
+  done
+  [[ -n $PROJECT ]] || die "--project is required. $usage"
+  [[ -n $REGION ]] || die "--region is required. $usage"
+  [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "--project '$PROJECT' is not a project id"
+  [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "--region '$REGION' is not a region like us-central1"
+}
+
+# Real runs need gcloud with an active account; dry runs need nothing.
+preflight() {
+  ((DRY_RUN)) && return 0
+  command -v gcloud >/dev/null || die "gcloud is not on PATH: install the Google Cloud CLI"
+  local account
+  account=$(gcloud auth list --filter=status:ACTIVE --format='value(account)' 2>/dev/null || true)
+  [[ -n $account ]] || die "gcloud has no active account: run 'gcloud auth login'"
+  note "acting as $account on project $PROJECT, region $REGION"
+}
