@@ -23,7 +23,10 @@ from agentlobby.messages import (
     Usage,
 )
 
-_CODE_BLOCK = re.compile(r"```[ \t]*(?:python|py|python3)?[ \t]*\n(.*?)```", re.DOTALL)
+# Every fenced block, whatever its language, so a block's closing fence is never taken for
+# the opening fence of the next one.
+_FENCED_BLOCK = re.compile(r"```[ \t]*([\w+#.-]*)[ \t]*\n(.*?)```", re.DOTALL)
+PYTHON_TAGS = frozenset({"", "python", "py", "python3"})
 CODE_CORRECTION = (
     "Your answer must contain the complete program in exactly one ```python code block, "
     "with nothing omitted. Answer again."
@@ -84,13 +87,14 @@ def budget_left(task: Task, transcript: list[Envelope], ctx: AgentContext) -> st
 
 
 def extract_code(answer: str) -> str:
-    """The first python code block of a model answer; ValueError says what was missing."""
+    """The first python (or untagged) code block of an answer; ValueError says what was missing."""
     if not answer.strip():
         raise ValueError("the answer was empty")
-    match = _CODE_BLOCK.search(answer)
+    blocks = (m for m in _FENCED_BLOCK.finditer(answer) if m.group(1).lower() in PYTHON_TAGS)
+    match = next(blocks, None)
     if match is None:
         raise ValueError("the answer had no ```python code block")
-    code = match.group(1).strip("\n")
+    code = match.group(2).strip("\n")
     if not code.strip():
         raise ValueError("the code block was empty")
     return code + "\n"

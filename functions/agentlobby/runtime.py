@@ -9,8 +9,9 @@ The order of a delivery:
 5. store each reply in the transcript with create() (first write wins) and publish what is
    stored, so a rerun republishes the first version, never a second one;
 6. mark the delivery done. A crash anywhere before this leaves it to the redelivery.
-Transient errors and bugs propagate: functions-framework answers 500 and Pub/Sub redelivers,
-until the subscription's dead-letter policy moves the message to the dead-letter topic.
+Transient errors and bugs propagate once the claim is released, so the redelivery can take it
+at once: functions-framework answers 500 and Pub/Sub redelivers, until the subscription's
+dead-letter policy moves the message to the dead-letter topic.
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
         excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
         _dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
         _fail_running(config, message.conversation_id, f"{spec.name} gave up: {exc}")
+    except Exception:
+        if spec.exclusive:
+            deliveries.release(spec.name, message.id)  # the redelivery may start at once
+        raise
     deliveries.finish(spec.name, message.id)
 
 

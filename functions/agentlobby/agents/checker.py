@@ -9,7 +9,6 @@ coder, until the last allowed round, which ends it `failed`.
 from __future__ import annotations
 
 import json
-import re
 
 from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.coding import (
@@ -40,17 +39,21 @@ JUDGE_PROMPT = (
     'when it ran. Answer only with JSON: {"passed": true or false, "feedback": "..."}.'
 )
 JUDGE_CORRECTION = 'Answer only with one JSON object: {"passed": true|false, "feedback": "..."}.'
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
 
 
 def parse_judgement(answer: str) -> tuple[bool, str]:
-    match = _JSON_OBJECT.search(answer)
-    if match is None:
-        raise ValueError("the answer had no JSON object")
-    try:
-        data = json.loads(match.group(0))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"the JSON did not parse: {exc.msg}") from exc
+    """The first JSON object in the answer, whatever text or fences surround it."""
+    decoder = json.JSONDecoder()
+    data: object = None
+    problem = "the answer had no JSON object"
+    for start in (i for i, char in enumerate(answer) if char == "{"):
+        try:
+            data, _ = decoder.raw_decode(answer, start)
+            break
+        except json.JSONDecodeError as exc:
+            problem = f"the JSON did not parse: {exc.msg}"
+    else:
+        raise ValueError(problem)
     if not isinstance(data, dict) or not isinstance(data.get("passed"), bool):
         raise ValueError('the JSON needs a boolean "passed"')
     feedback = data.get("feedback", "")

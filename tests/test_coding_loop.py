@@ -1,0 +1,688 @@
+"""The coding loop, end to end: vision, coder, interpreter and checker on the real emulators.
+
+Tasks are posted to the `coding` lobby over HTTP and read back from GET /conversations/{id},
+as a user would. The agents' model is the offline model server, reached through the real
+`openai` client; each test plays its own script, keyed on a token only its task contains, and
+checks what the agents asked through the server's /_stats. The last tests call the agents'
+pure functions directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import re
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from agentlobby.agents.checker import parse_judgement
+from agentlobby.agents.interpreter import TESTS_SEPARATOR, program
+from agentlobby.client import UserClient
+from agentlobby.coding import CODE_CORRECTION, extract_code
+from agentlobby.config import load_settings
+from agentlobby.conversations import Conversations
+from agentlobby.deliveries import Claim, Deliveries
+from agentlobby.messages import CodeContent, Envelope
+from local_emulator.stack import Stack
+from tests.coding_support import (
+    assert_every_request_named,
+    assert_usage_adds_up,
+    finished,
+    handled_count,
+    kinds,
+    model_stats,
+    of_kind,
+    play,
+    python_block,
+    reply,
+    requests_of,
+    settle,
+    token,
+    usage,
+)
+from tests.conftest import wait_for
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = REPO / "local_emulator" / "demo_assets" / "checkerboard.png"
+
+ADD_TESTS = "assert add(2, 3) == 5\nassert add(-1, 1) == 0\nprint('tests passed')\n"
+GOOD_ADD = "def add(a, b):\n    return a + b\n"
+BAD_ADD = "def add(a, b):\n    return a - b\n"
+PASSED_ROUND_ONE = [
+    ("user", "task"),
+    ("vision", "spec"),
+    ("coder", "code"),
+    ("interpreter", "execution-result"),
+    ("checker", "verdict"),
+    ("checker", "result"),
+]
+FAILED_THEN_PASSED = [
+    ("user", "task"),
+    ("vision", "spec"),
+    ("coder", "code"),
+    ("interpreter", "execution-result"),
+    ("checker", "verdict"),
+    ("coder", "code"),
+    ("interpreter", "execution-result"),
+    ("checker", "verdict"),
+    ("checker", "result"),
+]
+
+
+def add_task(tok: str) -> str:
+    return f"Write add(a, b) that returns the sum of two numbers. [{tok}]"
+
+
+# --- the loop on the stack ------------------------------------------------------------------
+
+
+def test_passes_in_round_one_and_the_checker_asks_no_model(stack: Stack, user: UserClient) -> None:
+    tok = token()
+    play(
+        stack, {"agent": "coder", "match": tok, "replies": [reply(python_block(GOOD_ADD), 40, 12)]}
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "succeeded"
+    assert view["reason"] is None
+    assert kinds(view) == PASSED_ROUND_ONE
+    assert view["rounds"] == 1
+    assert view["final_code"] == GOOD_ADD
+    task, spec, code, execution, verdict, result = view["messages"]
+    assert task["id"] == posted["message_id"]
+    assert spec["text"] == add_task(tok)  # no image: the task is the specification
+    assert code["content"]["round"] == 1
+    assert execution["content"]["code_id"] == code["id"]
+    assert execution["content"]["exit_code"] == 0
+    assert execution["content"]["tests_passed"] is True
+    assert "tests passed" in execution["content"]["stdout"]
+    assert verdict["content"]["passed"] is True
+    assert verdict["content"]["final"] is True
+    assert result["content"]["status"] == "succeeded"
+    assert result["content"]["rounds"] == 1
+    assert result["content"]["code"] == GOOD_ADD
+    assert "tests passed" in result["content"]["output"]
+    # Only the coder asked the model; every other message cost nothing.
+    assert [m["usage"] for m in view["messages"]] == [None, None, usage(40, 12), None, None, None]
+    assert view["usage"] == {"prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52}
+    assert_usage_adds_up(view)
+
+    stats = model_stats(stack)
+    assert len(requests_of(stats, "coder")) == 1
+    assert requests_of(stats, "checker") == []  # the tests decided
+    assert requests_of(stats, "vision") == []  # no image, no model call
+    assert stats["unused_replies"] == []
+    assert_every_request_named(stats)
+
+
+def test_failed_tests_get_model_feedback_and_round_two_passes(
+    stack: Stack, user: UserClient
+) -> None:
+    tok = token()
+    feedback = "add subtracts b from a; it must return a + b"
+    play(
+        stack,
+        {
+            # Answers only a request that carries the checker's feedback.
+            "agent": "coder",
+            "match": rf"(?s){tok}.*Round 1 failed.*Reviewer feedback: {re.escape(feedback)}",
+            "replies": [reply(python_block(GOOD_ADD), 90, 12)],
+        },
+        {"agent": "coder", "match": tok, "replies": [reply(python_block(BAD_ADD), 40, 12)]},
+        {"agent": "checker", "match": tok, "replies": [reply(feedback, 70, 9)]},
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == FAILED_THEN_PASSED
+    assert view["rounds"] == 2
+    assert view["final_code"] == GOOD_ADD
+    code1, code2 = of_kind(view, "code")
+    run1, run2 = of_kind(view, "execution-result")
+    verdict1, verdict2 = of_kind(view, "verdict")
+    assert (code1["content"]["source"], code2["content"]["source"]) == (BAD_ADD, GOOD_ADD)
+    assert (code1["content"]["round"], code2["content"]["round"]) == (1, 2)
+    assert run1["content"]["tests_passed"] is False
+    assert run1["content"]["exit_code"] != 0
+    assert "AssertionError" in run1["content"]["stderr"]
+    assert run2["content"]["tests_passed"] is True
+    assert run2["content"]["code_id"] == code2["id"]
+    assert verdict1["content"] | {"text": None} == {
+        "kind": "verdict",
+        "round": 1,
+        "passed": False,
+        "feedback": feedback,
+        "final": False,
+        "text": None,
+    }
+    assert (verdict2["content"]["passed"], verdict2["content"]["final"]) == (True, True)
+    assert of_kind(view, "result")[0]["content"]["rounds"] == 2
+    assert code1["usage"] == usage(40, 12)
+    assert verdict1["usage"] == usage(70, 9)
+    assert code2["usage"] == usage(90, 12)
+    assert verdict2["usage"] is None
+    assert view["usage"]["total_tokens"] == 40 + 12 + 70 + 9 + 90 + 12
+    assert_usage_adds_up(view)
+
+    stats = model_stats(stack)
+    coder = requests_of(stats, "coder")
+    assert len(coder) == 2
+    assert feedback not in coder[0]["last_user_text"]
+    assert "Round 1 failed" in coder[1]["last_user_text"]
+    assert f"Reviewer feedback: {feedback}" in coder[1]["last_user_text"]
+    assert "AssertionError" in coder[1]["last_user_text"]  # the execution result is in it too
+    checker = requests_of(stats, "checker")
+    assert len(checker) == 1
+    assert "return a - b" in checker[0]["last_user_text"]
+    assert stats["unused_replies"] == []
+    assert_every_request_named(stats)
+
+
+def test_rounds_exhausted_fails_and_no_third_round_starts(stack: Stack, user: UserClient) -> None:
+    tok = token()
+    play(
+        stack,
+        # A third code reply is there to be taken, should the loop wrongly go on.
+        {"agent": "coder", "match": tok, "replies": [python_block(BAD_ADD)] * 3},
+        {"agent": "checker", "match": tok, "replies": ["still subtracting", "still wrong"]},
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS, max_rounds=2)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "failed"
+    assert "2 round(s)" in view["reason"]
+    assert "still wrong" in view["reason"]  # the last feedback tells the user what was wrong
+    assert kinds(view) == [*FAILED_THEN_PASSED[:-1], ("checker", "result")]
+    last_verdict = of_kind(view, "verdict")[-1]["content"]
+    assert (last_verdict["passed"], last_verdict["final"]) == (False, True)
+    result = of_kind(view, "result")[0]["content"]
+    assert (result["status"], result["rounds"], result["reason"]) == ("failed", 2, view["reason"])
+    assert result["code"] == BAD_ADD
+    assert_usage_adds_up(view)
+
+    settle()
+    later = user.conversation(posted["conversation_id"])
+    assert len(of_kind(later, "code")) == 2
+    assert later["rounds"] == 2
+    assert len(later["messages"]) == len(view["messages"])
+    stats = model_stats(stack)
+    assert len(requests_of(stats, "coder")) == 2
+    assert len(requests_of(stats, "checker")) == 2
+    assert_every_request_named(stats)
+
+
+def test_spent_budget_stops_before_the_checker_asks_its_model(
+    stack: Stack, user: UserClient
+) -> None:
+    tok = token()
+    play(
+        stack,
+        {"agent": "coder", "match": tok, "replies": [reply(python_block(BAD_ADD), 70, 50)]},
+        {"agent": "checker", "match": tok, "replies": ["feedback nobody should ask for"]},
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS, token_budget=100)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "failed"
+    assert "token budget" in view["reason"]
+    assert "120 tokens used of 100" in view["reason"]
+    assert kinds(view) == [*PASSED_ROUND_ONE[:4], ("checker", "result")]
+    result = of_kind(view, "result")[0]
+    assert result["content"]["status"] == "failed"
+    assert result["content"]["reason"] == view["reason"]
+    assert view["usage"]["total_tokens"] == 120
+    assert_usage_adds_up(view)
+    stats = model_stats(stack)
+    assert requests_of(stats, "checker") == []
+    assert_every_request_named(stats)
+
+
+def test_spent_budget_stops_the_coder_before_round_two(stack: Stack, user: UserClient) -> None:
+    tok = token()
+    play(
+        stack,
+        {"agent": "coder", "match": tok, "replies": [reply(python_block(BAD_ADD), 50, 10)] * 2},
+        {"agent": "checker", "match": tok, "replies": [reply("use a + b", 80, 20)]},
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS, token_budget=150)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "failed"
+    assert "token budget spent: 160 tokens used of 150" in view["reason"]
+    assert kinds(view) == [*PASSED_ROUND_ONE[:5], ("coder", "result")]
+    assert view["rounds"] == 1
+    assert_usage_adds_up(view)
+    stats = model_stats(stack)
+    assert len(requests_of(stats, "coder")) == 1
+    assert_every_request_named(stats)
+
+
+def test_malformed_answers_are_regenerated_and_never_published(
+    stack: Stack, user: UserClient
+) -> None:
+    tok = token()
+    play(
+        stack,
+        {
+            "agent": "coder",
+            "match": tok,
+            "replies": [
+                reply("I would write a function that adds its two arguments.", 10, 1),
+                reply("```python\n\n```", 10, 2),
+                reply(python_block(GOOD_ADD), 10, 3),
+            ],
+        },
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    (code,) = of_kind(view, "code")
+    assert code["content"]["source"] == GOOD_ADD
+    assert code["content"]["round"] == 1
+    assert code["usage"] == usage(30, 6)  # the unusable tries cost tokens too
+    assert_usage_adds_up(view)
+    # The interpreter was handed exactly one code message: the good one.
+    assert handled_count(stack, "interpreter", "code", posted["conversation_id"]) == 1
+
+    stats = model_stats(stack)
+    coder = requests_of(stats, "coder")
+    assert len(coder) == 3
+    assert coder[1]["last_user_text"].startswith(CODE_CORRECTION)
+    assert "no ```python code block" in coder[1]["last_user_text"]
+    assert coder[2]["last_user_text"].startswith(CODE_CORRECTION)
+    assert "code block was empty" in coder[2]["last_user_text"]
+    assert_every_request_named(stats)
+
+
+def test_a_coder_that_never_writes_code_fails_after_bounded_tries(
+    stack: Stack, user: UserClient
+) -> None:
+    tok = token()
+    play(stack, {"agent": "coder", "match": tok, "replies": [reply("No code today.", 10, 1)] * 6})
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "failed"
+    assert "coder's model gave no usable answer in 3 tries" in view["reason"]
+    assert "no ```python code block" in view["reason"]
+    assert kinds(view) == [("user", "task"), ("vision", "spec"), ("coder", "result")]
+    assert view["rounds"] == 0
+    assert view["final_code"] is None
+    result = of_kind(view, "result")[0]
+    assert result["content"]["status"] == "failed"
+    assert result["usage"] == usage(30, 3)
+    assert_usage_adds_up(view)
+
+    settle()
+    assert len(user.conversation(posted["conversation_id"])["messages"]) == 3
+    stats = model_stats(stack)
+    assert len(requests_of(stats, "coder")) == 3
+    assert_every_request_named(stats)
+
+
+def test_rate_limit_and_server_error_are_retried_by_the_client(
+    stack: Stack, user: UserClient
+) -> None:
+    tok = token()
+    play(
+        stack,
+        {
+            "agent": "coder",
+            "match": tok,
+            "replies": [{"status": 429}, {"status": 500}, reply(python_block(GOOD_ADD), 20, 5)],
+        },
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    assert of_kind(view, "code")[0]["usage"] == usage(20, 5)
+    assert view["dead_letters"] == []
+    stats = model_stats(stack)
+    assert [r["status"] for r in requests_of(stats, "coder")] == [429, 500, 200]
+    assert_every_request_named(stats)
+
+
+def test_a_model_down_past_the_client_retries_is_tried_again_on_redelivery(
+    stack: Stack, user: UserClient
+) -> None:
+    attempts = load_settings().model_for("coder").max_retries + 1
+    tok = token()
+    play(
+        stack,
+        {
+            "agent": "coder",
+            "match": tok,
+            "replies": [{"status": 429}] * attempts + [reply(python_block(GOOD_ADD), 20, 5)],
+        },
+    )
+
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    view = finished(user, posted["conversation_id"])
+
+    # The client gave up, the delivery failed transiently, and Pub/Sub's redelivery succeeded.
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    assert view["dead_letters"] == []
+    stats = model_stats(stack)
+    assert [r["status"] for r in requests_of(stats, "coder")] == [429] * attempts + [200]
+    assert_every_request_named(stats)
+
+
+def test_only_the_holder_of_a_claim_releases_it(stack: Stack) -> None:
+    first, other, redelivery = (Deliveries(stack.project) for _ in range(3))
+    message_id = token()
+    assert first.claim("coder", message_id, lease_s=600) is Claim.TAKEN
+    other.release("coder", message_id)  # not its claim: nothing changes
+    assert redelivery.claim("coder", message_id, lease_s=600) is Claim.BUSY
+    first.release("coder", message_id)
+    assert redelivery.claim("coder", message_id, lease_s=600) is Claim.TAKEN
+    redelivery.finish("coder", message_id)
+    redelivery.release("coder", message_id)  # a finished delivery stays finished
+    assert first.claim("coder", message_id, lease_s=600) is Claim.DONE
+
+
+def test_vision_describes_the_image_and_the_spec_carries_it(stack: Stack, user: UserClient) -> None:
+    tok = token()
+    seen = "A 4 by 4 checkerboard, top-left cell black. Print '#' for black and '.' for white."
+    board = "for row in range(4):\n    print(''.join('#.'[(row + col) % 2] for col in range(4)))\n"
+    play(
+        stack,
+        {"agent": "vision", "match": tok, "replies": [reply(seen, 300, 40)]},
+        {
+            "agent": "coder",
+            "match": rf"(?s){tok}.*From the image:\n{re.escape(seen)}",
+            "replies": [reply(python_block(board), 120, 30)],
+        },
+        {
+            "agent": "checker",
+            "match": tok,
+            "replies": [reply('{"passed": true, "feedback": "prints the board"}', 150, 10)],
+        },
+    )
+    task = f"Print the pattern in the image as text. [{tok}]"
+    image = {"mime_type": "image/png", "data_base64": base64.b64encode(IMAGE.read_bytes()).decode()}
+
+    posted = user.post("coding", task, image=image)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    spec = of_kind(view, "spec")[0]
+    assert spec["text"] == f"{task}\n\nFrom the image:\n{seen}"
+    assert spec["usage"] == usage(300, 40)
+    assert of_kind(view, "code")[0]["usage"] == usage(120, 30)
+    assert of_kind(view, "verdict")[0]["usage"] == usage(150, 10)
+    assert of_kind(view, "result")[0]["content"]["output"] == "#.#.\n.#.#\n#.#.\n.#.#\n"
+    assert view["usage"]["total_tokens"] == 300 + 40 + 120 + 30 + 150 + 10
+    assert_usage_adds_up(view)
+
+    stats = model_stats(stack)
+    (vision,) = requests_of(stats, "vision")
+    assert vision["has_image"] is True
+    assert task in vision["last_user_text"]
+    assert [r["has_image"] for r in requests_of(stats, "coder")] == [False]
+    assert set(stats["agents"]) == {"vision", "coder", "checker"}
+    assert stats["unused_replies"] == []
+    assert_every_request_named(stats)
+
+
+def test_without_tests_the_checker_model_judges_a_pass(stack: Stack, user: UserClient) -> None:
+    tok = token()
+    code = GOOD_ADD + "\nprint(add(2, 3))\n"
+    judgement = 'Verdict:\n```json\n{"passed": true, "feedback": "prints 5 as asked"}\n```'
+    play(
+        stack,
+        {"agent": "coder", "match": tok, "replies": [python_block(code)]},
+        {
+            "agent": "checker",
+            "match": rf"(?s){tok}.*stdout:\n5\n",
+            "replies": [reply(judgement, 50, 8)],
+        },
+    )
+
+    posted = user.post("coding", f"Write add(a, b) and print add(2, 3). [{tok}]", max_rounds=3)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    execution = of_kind(view, "execution-result")[0]["content"]
+    assert execution["tests_passed"] is None  # no tests: the exit code alone decides nothing
+    verdict = of_kind(view, "verdict")[0]
+    assert verdict["content"]["passed"] is True
+    assert verdict["content"]["feedback"] == "prints 5 as asked"
+    assert verdict["usage"] == usage(50, 8)
+    assert_usage_adds_up(view)
+    stats = model_stats(stack)
+    assert len(requests_of(stats, "checker")) == 1
+    assert_every_request_named(stats)
+
+
+def test_without_tests_a_failing_judgement_in_the_last_round_fails(
+    stack: Stack, user: UserClient
+) -> None:
+    tok = token()
+    play(
+        stack,
+        {"agent": "coder", "match": tok, "replies": [python_block(GOOD_ADD)] * 2},
+        {
+            "agent": "checker",
+            "match": tok,
+            "replies": ['{"passed": false, "feedback": "it prints nothing"}'],
+        },
+    )
+
+    posted = user.post("coding", f"Write add(a, b) and print add(2, 3). [{tok}]", max_rounds=1)
+    view = finished(user, posted["conversation_id"])
+
+    assert view["status"] == "failed"
+    assert "1 round(s)" in view["reason"]
+    assert "it prints nothing" in view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    verdict = of_kind(view, "verdict")[0]["content"]
+    assert (verdict["passed"], verdict["final"]) == (False, True)
+    assert of_kind(view, "result")[0]["content"]["status"] == "failed"
+    settle()
+    stats = model_stats(stack)
+    assert len(requests_of(stats, "coder")) == 1  # a final verdict starts no second round
+    assert_every_request_named(stats)
+
+
+def test_coder_model_calls_never_exceed_its_slots(stack: Stack, user: UserClient) -> None:
+    limit = load_settings().model_for("coder").concurrency
+    tasks = limit * 2
+    tok = token()
+    slow = {"content": python_block(GOOD_ADD), "delay_ms": 1500}
+    play(stack, {"agent": "coder", "match": tok, "replies": [slow] * tasks})
+
+    with concurrent.futures.ThreadPoolExecutor(tasks) as pool:
+        posts = list(
+            pool.map(
+                lambda i: user.post("coding", f"{add_task(tok)} (task {i})", tests=ADD_TESTS),
+                range(tasks),
+            )
+        )
+    views = [finished(user, p["conversation_id"]) for p in posts]
+
+    assert [v["status"] for v in views] == ["succeeded"] * tasks
+    assert all(kinds(v) == PASSED_ROUND_ONE for v in views)
+    stats = model_stats(stack)["agents"]["coder"]
+    assert stats["requests"] == tasks
+    assert stats["max_in_flight"] == limit  # never more, and the slots did run in parallel
+    assert_every_request_named(model_stats(stack))
+
+
+def test_a_duplicate_code_delivery_runs_once(stack: Stack, user: UserClient) -> None:
+    tok = token()
+    slow = "import time\n\ntime.sleep(2)\n\n\n" + GOOD_ADD
+    play(stack, {"agent": "coder", "match": tok, "replies": [python_block(slow)]})
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
+    conversation_id = posted["conversation_id"]
+    conversations = Conversations(stack.project)
+
+    def code_message() -> Envelope | None:
+        found = [m for m in conversations.transcript(conversation_id) if m.kind == "code"]
+        return found[0] if found else None
+
+    code: Envelope = wait_for(code_message, 30.0, interval_s=0.05)
+    assert isinstance(code.content, CodeContent)
+    # While the first run is still going: the same push twice at once, and a republish.
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: push_to_interpreter(stack, code), range(2)))
+    republish(stack, code)
+    finished(user, conversation_id)
+    # And once it was processed: published again, and pushed again.
+    republish(stack, code)
+    assert push_to_interpreter(stack, code) == 200  # a duplicate of done work is acknowledged
+    settle()  # Pub/Sub redelivers what was answered "busy"; give it time to come back
+
+    assert all(status in (200, 500) for status in answers), answers  # 500: busy, retry later
+    view = user.conversation(conversation_id)
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == PASSED_ROUND_ONE
+    results = [m for m in of_kind(view, "execution-result") if m["content"]["code_id"] == code.id]
+    assert len(results) == 1
+    assert handled_count(stack, "interpreter", "code", conversation_id) == 1
+    assert view["dead_letters"] == []
+
+
+def push_to_interpreter(stack: Stack, message: Envelope) -> int:
+    """POST the standard push body for `message` straight to the interpreter; the HTTP status."""
+    data = base64.b64encode(message.to_json_bytes()).decode()
+    pubsub_id = f"dup-{message.id[:12]}"
+    stamp = message.created_at.isoformat()
+    body = {
+        "message": {
+            "data": data,
+            "attributes": message.attributes(),
+            "messageId": pubsub_id,
+            "message_id": pubsub_id,
+            "publishTime": stamp,
+            "publish_time": stamp,
+        },
+        "subscription": f"projects/{stack.project}/subscriptions/agentlobby-coding-interpreter",
+    }
+    request = urllib.request.Request(
+        f"{stack.url('interpreter')}/projects/{stack.project}/topics/{message.lobby}",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+
+
+def republish(stack: Stack, message: Envelope) -> None:
+    """Publish the stored envelope again, as Pub/Sub would redeliver it, to every member."""
+    from google.cloud import pubsub_v1
+
+    publisher = pubsub_v1.PublisherClient()
+    try:
+        topic = publisher.topic_path(stack.project, message.lobby)
+        publisher.publish(topic, message.to_json_bytes(), **message.attributes()).result(timeout=30)
+    finally:
+        publisher.stop()
+
+
+# --- pure functions ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "code"),
+    [
+        ("```python\nprint(1)\n```", "print(1)\n"),
+        ("Here it is:\n```py\nx = 1\nprint(x)\n```\nDone.", "x = 1\nprint(x)\n"),
+        ("```python3\nprint(3)```", "print(3)\n"),
+        ("```\nprint('untagged')\n```", "print('untagged')\n"),
+        ("```Python\nprint('capital')\n```", "print('capital')\n"),
+        ("```python\nfirst()\n```\nor\n```python\nsecond()\n```", "first()\n"),
+        ("Run it with:\n```bash\npython3 main.py\n```\n```python\nmain()\n```", "main()\n"),
+        ("```python\n\n\nindented = {\n    'a': 1,\n}\n\n```", "indented = {\n    'a': 1,\n}\n"),
+    ],
+)
+def test_extract_code_takes_the_first_python_block(answer: str, code: str) -> None:
+    assert extract_code(answer) == code
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("", "the answer was empty"),
+        ("  \n", "the answer was empty"),
+        ("def f(): pass", "no ```python code block"),
+        ("```bash\nls\n```", "no ```python code block"),
+        ("```python\n\n```", "the code block was empty"),
+        ("```python\n   \n```", "the code block was empty"),
+    ],
+)
+def test_extract_code_says_what_was_missing(answer: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        extract_code(answer)
+
+
+@pytest.mark.parametrize(
+    ("answer", "judgement"),
+    [
+        ('{"passed": true, "feedback": "fine"}', (True, "fine")),
+        ('{"passed": false}', (False, "")),
+        ('```json\n{"passed": false, "feedback": "off by one"}\n```', (False, "off by one")),
+        ('{"passed": true, "feedback": "a {nested} brace"}', (True, "a {nested} brace")),
+        ('Verdict: {"passed": true, "feedback": "ok"}. Use {x} next time.', (True, "ok")),
+        ('{"passed": true, "feedback": "ok", "details": {"lines": 3}}', (True, "ok")),
+    ],
+)
+def test_parse_judgement_reads_the_verdict(answer: str, judgement: tuple[bool, str]) -> None:
+    assert parse_judgement(answer) == judgement
+
+
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        ("looks good to me", "no JSON object"),
+        ('{"passed": tru}', "did not parse"),
+        ('{"passed": "yes", "feedback": "ok"}', 'boolean "passed"'),
+        ('{"feedback": "ok"}', 'boolean "passed"'),
+        ('{"passed": true, "feedback": 3}', '"feedback" must be a string'),
+    ],
+)
+def test_parse_judgement_says_what_was_wrong(answer: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(problem)):
+        parse_judgement(answer)
+
+
+def test_program_is_the_code_alone_without_tests() -> None:
+    assert program("print(1)\n", None) == "print(1)\n"
+    assert program("print(1)\n", "") == "print(1)\n"
+
+
+def test_program_appends_the_tests_after_the_code() -> None:
+    assert program("def f():\n    return 1\n\n\n", "assert f() == 1\n") == (
+        "def f():\n    return 1" + TESTS_SEPARATOR + "assert f() == 1\n"
+    )
+
+
+def test_program_runs_the_tests_against_the_code(capsys: pytest.CaptureFixture[str]) -> None:
+    exec(compile(program(GOOD_ADD, ADD_TESTS), "program.py", "exec"), {})
+    assert capsys.readouterr().out == "tests passed\n"
+    with pytest.raises(AssertionError):
+        exec(compile(program(BAD_ADD, ADD_TESTS), "program.py", "exec"), {})
