@@ -329,10 +329,10 @@ def _chown_tree(path: str, uid: int) -> None:
 
 def _remove(base: str) -> None:
     """Delete the run's directory, even where the code left unreadable or unwritable entries."""
-    import shutil
+    import shutil  # argparse has imported it already in `agentlobby run-code`
 
     def force(func: object, path: str, exc: object) -> None:
-        os.chmod(os.path.dirname(path), 0o700)
+        os.chmod(os.path.dirname(path), 0o700)  # a real directory: rmtree follows no links
         if os.path.isdir(path) and not os.path.islink(path):
             os.chmod(path, 0o700)
             shutil.rmtree(path, ignore_errors=True)
