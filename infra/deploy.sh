@@ -271,10 +271,10 @@ deploy_args() {
       fi
       ;;
     model-agent)
-      ARGS+=(--ingress-settings=internal-only --no-allow-unauthenticated
+      ARGS+=(--ingress-settings="$AGENT_INGRESS" --no-allow-unauthenticated
         --set-secrets="OPENAI_API_KEY=$OPENAI_SECRET:latest")
       ;;
-    *) ARGS+=(--ingress-settings=internal-only --no-allow-unauthenticated --clear-secrets) ;;
+    *) ARGS+=(--ingress-settings="$AGENT_INGRESS" --no-allow-unauthenticated --clear-secrets) ;;
   esac
 }
 

@@ -28,6 +28,8 @@ MAX_DELIVERY_ATTEMPTS=5
 MIN_RETRY_DELAY=10s
 MAX_RETRY_DELAY=600s
 LOG_LEVEL=INFO
+# Pub/Sub pushes from the same project count as internal traffic; "all" if pushes get 404s.
+AGENT_INGRESS=internal-only
 # Composite indexes, one per line: collection-group field:order field:order ...
 FIRESTORE_INDEXES="dead_letters conversation_id:ascending recorded_at:ascending"
 REQUIRED_APIS="cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com

@@ -573,9 +573,11 @@ elif args[:3] == ["run", "services", "get-iam-policy"]:
 """
 
 
-def test_a_second_run_creates_and_deploys_nothing(
-    tmp_path: Path, request: pytest.FixtureRequest
-) -> None:
+def run_against_existing(
+    tmp_path: Path, *, stale: tuple[str, ...] = ()
+) -> tuple[list[list[str]], list[list[str]], str]:
+    """A real (not dry) deploy against a fake gcloud for which everything exists, unchanged but
+    for the functions in `stale`. Returns (gcloud calls, agentlobby calls, stderr)."""
     # A copy of the deploy root, so that edits to functions/ during the test change no digest.
     repo = tmp_path / "repo"
     for part in ("infra", "functions"):
@@ -586,8 +588,8 @@ def test_a_second_run_creates_and_deploys_nothing(
     digests = {}
     for words in gcloud_lines(dry_run(deploy, tmp_path=tmp_path)):
         if words[1:3] == ["functions", "deploy"]:
-            labels = _flag(words, "update-labels") or ""
-            digests[words[3]] = dict(kv.split("=") for kv in labels.split(","))["agentlobby_deploy"]
+            labels = dict(kv.split("=") for kv in (_flag(words, "update-labels") or "").split(","))
+            digests[words[3]] = "stale" if words[3] in stale else labels["agentlobby_deploy"]
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = tmp_path / "fake.py"
@@ -612,19 +614,64 @@ def test_a_second_run_creates_and_deploys_nothing(
     assert result.returncode == 0, result.stderr
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     gcloud_calls = [["gcloud", *c[1:]] for c in calls if c[0] == "gcloud"]
-    changes = [
+    return gcloud_calls, [c for c in calls if c[0] == "agentlobby"], result.stderr
+
+
+def _changes(gcloud_calls: list[list[str]]) -> list[str]:
+    return [
         shlex.join(c)
         for c in gcloud_calls
-        if {"create", "deploy", "add"} & set(c[:5])
+        if {"create", "deploy", "add", "modify-push-config"} & set(c[:5])
         and c[1:5] != ["firestore", "indexes", "composite", "create"]
     ]
+
+
+def test_a_second_run_creates_and_deploys_nothing(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gcloud_calls, registry_calls, stderr = run_against_existing(tmp_path)
+    changes = _changes(gcloud_calls)
     assert not changes, "a second run changed things:\n" + "\n".join(changes)
     assert not [c for c in gcloud_calls if c[1:4] == ["run", "services", "update"]]
-    assert "not redeployed" in result.stderr
-    registry = [c[1:3] for c in calls if c[0] == "agentlobby"]
+    assert stderr.count("not redeployed") == len(AGENTS) + 2
+    registry = [c[1:3] for c in registry_calls]
     assert registry.count(["agents", "register"]) == len(AGENTS)
     assert ["enter"] not in [r[:1] for r in registry], "memberships entered again"
     # the commands only a real run makes (updates, policy reads) parse too
+    if GCLOUD is not None:
+        check_offline(
+            [c for c in gcloud_calls if c[1:3] != ["auth", "list"]],
+            request.getfixturevalue("sink"),
+        )
+
+
+def test_a_changed_interpreter_gets_no_pushes_until_it_is_locked_down(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    gcloud_calls, _, _ = run_against_existing(tmp_path, stale=("interpreter",))
+    changes = _changes(gcloud_calls)
+    sub = "agentlobby-coding-interpreter"
+    assert [c.split()[1:4] for c in changes] == [
+        ["pubsub", "subscriptions", "modify-push-config"],
+        ["functions", "deploy", "interpreter"],
+    ]
+    assert shlex.split(changes[0])[4] == sub
+    assert _flag(shlex.split(changes[0]), "push-endpoint") == ""  # a pull subscription
+    joined = [shlex.join(c) for c in gcloud_calls]
+    deployed = joined.index(changes[1])
+    locked = next(
+        i
+        for i, c in enumerate(gcloud_calls)
+        if c[1:5] == ["run", "services", "update", "interpreter"]
+    )
+    pushed_again = next(
+        i
+        for i, c in enumerate(gcloud_calls)
+        if c[1:4] == ["pubsub", "subscriptions", "update"]
+        and c[4] == sub
+        and (_flag(c, "push-endpoint") or "").startswith("https://")
+    )
+    assert deployed < locked < pushed_again
     if GCLOUD is not None:
         check_offline(
             [c for c in gcloud_calls if c[1:3] != ["auth", "list"]],
