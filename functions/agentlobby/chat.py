@@ -22,9 +22,11 @@ def run_chat(info: StackInfo, lobby: str, *, conversation_id: str | None = None)
     with LobbyTail(info.project, lobby) as tail:
 
         def printer() -> None:
+            seen: set[str] = set()  # delivery is at least once: print each message once
             while not stop.is_set():
                 message = tail.get(timeout=0.2)
-                if message is not None:
+                if message is not None and message.id not in seen:
+                    seen.add(message.id)
                     last_seen[0] = time.monotonic()
                     print(message_line(message_view(message)), flush=True)
 

@@ -72,7 +72,9 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
         message = envelope_of(pushed)
     except InvalidMessage as exc:
         excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
-        _dead_letter(config, spec.name, None, pushed.attributes, str(exc), excerpt)
+        # The lobby it was delivered in, even when the attributes do not say.
+        where = {**pushed.attributes, "lobby": pushed.lobby} if pushed.lobby else pushed.attributes
+        _dead_letter(config, spec.name, None, where, str(exc), excerpt)
         return
     if message.kind not in spec.listens_to or message.sender == spec.name:
         return

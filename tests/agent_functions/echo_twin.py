@@ -1,0 +1,13 @@
+"""A second echo agent under another name: two echoes in one lobby must not answer each other."""
+
+from __future__ import annotations
+
+from agentlobby.agent import AgentSpec
+from agentlobby.agents import echo
+
+AGENT = AgentSpec(
+    name="echo_twin",
+    description="Echo under another name (tests only).",
+    listens_to=echo.AGENT.listens_to,
+    handle=echo.handle,
+)
