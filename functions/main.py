@@ -13,6 +13,7 @@ from cloudevents.http import CloudEvent
 
 from agentlobby.config import settings
 from agentlobby.runtime import deliver, record_dead_lettered
+from agentlobby.sandbox_service import handle_run
 from agentlobby.user_api import handle_request
 
 
@@ -23,6 +24,14 @@ def user(request: flask.Request) -> flask.Response:
     body, status = handle_request(
         request.method, request.path, headers, request.get_data(), settings()
     )
+    return flask.make_response(flask.jsonify(body), status)
+
+
+@functions_framework.http
+def sandbox(request: flask.Request) -> flask.Response:
+    """HTTP trigger: runs code for the interpreter, in a function with no roles and no egress."""
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    body, status = handle_run(request.method, request.path, headers, request.get_data(), settings())
     return flask.make_response(flask.jsonify(body), status)
 
 

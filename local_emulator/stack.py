@@ -162,6 +162,7 @@ class Stack:
             **self.extra_env,
             "AGENTLOBBY_PROJECT": self.project,
             "AGENTLOBBY_API_TOKEN": self.api_token,
+            **self._sandbox_env(),
             "PYTHONUNBUFFERED": "1",
         }
         self.progress(f"starting {len(self.targets)} function servers")
@@ -219,6 +220,15 @@ class Stack:
             ]
             for wait in waits:
                 wait.result()
+
+    def _sandbox_env(self) -> dict[str, str]:
+        """Code runs in the sandbox function, as in the cloud, when main.py has one."""
+        if not any(t.name == "sandbox" and t.kind == "http" for t in self.targets):
+            return {}
+        return {
+            "AGENTLOBBY_SANDBOX_URL": self.url("sandbox"),
+            "AGENTLOBBY_SANDBOX_TOKEN": secrets.token_urlsafe(24),
+        }
 
     def _start_model_server(self) -> dict[str, str]:
         """Replay a script, or record a real model's answers into one; else agents go direct."""

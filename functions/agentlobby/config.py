@@ -51,6 +51,8 @@ class Settings:
     max_delivery_attempts: int
     sandbox_timeout_s: float
     sandbox_memory_mb: int
+    sandbox_url: str | None
+    sandbox_token: str | None
     log_level: str
     env: Mapping[str, str]
 
@@ -111,6 +113,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_delivery_attempts=max(5, _number(env, "AGENTLOBBY_MAX_DELIVERY_ATTEMPTS", 5, int)),
         sandbox_timeout_s=_number(env, "AGENTLOBBY_SANDBOX_TIMEOUT_S", 10.0, float),
         sandbox_memory_mb=_number(env, "AGENTLOBBY_SANDBOX_MEMORY_MB", 512, int),
+        sandbox_url=env.get("AGENTLOBBY_SANDBOX_URL") or None,
+        sandbox_token=env.get("AGENTLOBBY_SANDBOX_TOKEN") or None,
         log_level=env.get("AGENTLOBBY_LOG_LEVEL", "INFO").upper(),
         env=env,
     )

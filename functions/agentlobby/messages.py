@@ -142,6 +142,7 @@ class ExecutionResultContent(Wire):
     truncated: bool
     reason: str | None
     tests_passed: bool | None = None
+    isolation: str | None = None  # which sandbox level held (docs/sandbox.md)
     text: Text | None = None
 
 

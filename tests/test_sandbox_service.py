@@ -1,0 +1,67 @@
+"""The sandbox function over HTTP: how the interpreter runs code, locally as in the cloud."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from agentlobby.config import load_settings
+from agentlobby.sandbox_service import handle_run
+from local_emulator.stack import Stack
+
+
+def call(url: str, body: dict[str, Any], token: str | None) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json"}
+    if token is not None:
+        headers["X-Agentlobby-Sandbox-Token"] = token
+    request = urllib.request.Request(
+        url + "/run", data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_the_stacks_sandbox_function_wants_its_token(stack: Stack) -> None:
+    url = stack.url("sandbox")
+    for token in (None, "wrong"):
+        status, body = call(url, {"source": "print('hi')"}, token=token)
+        assert status == 401
+        assert "x-agentlobby-sandbox-token" in body["error"]
+
+
+def test_sandbox_function_runs_code_and_caps_limits() -> None:
+    config = load_settings({"AGENTLOBBY_SANDBOX_TIMEOUT_S": "2", "AGENTLOBBY_SANDBOX_TOKEN": "t"})
+    ok = json.dumps({"source": "import os\nprint(sorted(os.environ))", "timeout_s": 1}).encode()
+    body, status = handle_run("POST", "/run", {"x-agentlobby-sandbox-token": "t"}, ok, config)
+    assert status == 200
+    assert body["exit_code"] == 0
+    assert "AGENTLOBBY_SANDBOX_TOKEN" not in body["stdout"]
+
+    slow = json.dumps({"source": "while True: pass", "timeout_s": 60}).encode()
+    body, status = handle_run("POST", "/run", {"x-agentlobby-sandbox-token": "t"}, slow, config)
+    assert status == 200
+    assert body["timed_out"] or body["reason"] in ("timeout", "cpu-time")
+    assert body["duration_ms"] < 10_000  # capped at the function's 2 s, not the asked 60 s
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (b"not json", 422),
+        (json.dumps({"source": ""}).encode(), 422),
+        (json.dumps({"source": "x", "extra": 1}).encode(), 422),
+        (json.dumps({"source": "x", "files": {"a.txt": "%%%"}}).encode(), 422),
+    ],
+)
+def test_sandbox_function_rejects_bad_requests(body: bytes, status: int) -> None:
+    config = load_settings({})
+    answer, got = handle_run("POST", "/run", {}, body, config)
+    assert got == status
+    assert answer["error"]
