@@ -3,8 +3,9 @@
 The command is `.venv/bin/agentlobby run-code FILE` when the venv has the console script, else
 `.venv/bin/python -m agentlobby.run_code_cli FILE`; it pays for its own interpreter start and
 imports on top of the sandboxed run. Baselines, measured in the same run and interleaved round
-by round with the command: `python3` on PATH running FILE (what a user would type), and the
-interpreter the sandbox itself uses. Goal: at most 1.5x against plain python3.
+by round with the command: `python3` on PATH running FILE (what a user would type; on a pyenv
+machine a shell shim), the real interpreter behind it, and the interpreter the sandbox uses.
+Goal: at most 1.5x against plain python3.
 This is a benchmark, not a test: it prints and never fails.
 Usage: python bench/bench_run_code.py [--runs N]
 """
@@ -47,9 +48,12 @@ def main() -> None:
     with open(path, "w") as f:
         f.write("print('hi')\n")
     path_python = shutil.which("python3") or "python3"
+    code = "import os, sys; print(os.path.realpath(sys.executable))"
+    real = subprocess.run([path_python, "-c", code], capture_output=True, text=True).stdout.strip()
     variants = {
         "agentlobby run-code FILE": command(path),
         f"python3 FILE (PATH: {path_python})": [path_python, path],
+        f"python3 FILE (behind PATH: {real})": [real, path],
         f"{interpreter()} FILE": [interpreter(), path],
     }
     samples: dict[str, list[float]] = {name: [] for name in variants}
@@ -64,15 +68,17 @@ def main() -> None:
 
     print(f"command: {' '.join(variants['agentlobby run-code FILE'])}")
     print(f"{runs} runs per variant, interleaved")
-    print(f"{'variant':64} {'median ms':>10} {'p95 ms':>8}")
+    width = max(map(len, samples))
+    print(f"{'variant':{width}} {'median ms':>10} {'p95 ms':>8} {'min ms':>7}")
     for name, values in samples.items():
-        print(f"{name:64} {statistics.median(values):10.1f} {percentile(values, 0.95):8.1f}")
+        med, p95 = statistics.median(values), percentile(values, 0.95)
+        print(f"{name:{width}} {med:10.1f} {p95:8.1f} {min(values):7.1f}")
     names = list(variants)
     cmd = statistics.median(samples[names[0]])
     for base in names[1:]:
         ratio = cmd / statistics.median(samples[base])
         verdict = "met" if ratio <= GOAL else "NOT met"
-        print(f"run-code vs {base.split(' (')[0]}: {ratio:.2f}x, goal {GOAL}x {verdict}")
+        print(f"run-code vs {base}: {ratio:.2f}x, goal {GOAL}x {verdict}")
 
 
 if __name__ == "__main__":

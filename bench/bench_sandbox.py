@@ -5,8 +5,8 @@ of the same file, interleaved round by round so that load from other work on the
 every variant alike. Two baselines, both measured in this run:
 
 - the interpreter the sandbox uses (sandbox.interpreter()): the sandbox's true overhead;
-- `python3` as found on PATH: what a user would have typed (on a pyenv machine it is a
-  shim or a build whose site-packages make startup slower).
+- `python3` as found on PATH: what a user would have typed (on a pyenv machine a shell
+  shim), and the real interpreter behind it (without the shim's cost).
 
 Goal: at most 1.3x. This is a benchmark, not a test: it prints and never fails.
 Usage: python bench/bench_sandbox.py [--runs N] [--snippet CODE]
@@ -35,6 +35,12 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
+def resolved(python3: str) -> str:
+    """The interpreter file a `python3` command (maybe a pyenv shim) really runs."""
+    code = "import os, sys; print(os.path.realpath(sys.executable))"
+    return subprocess.run([python3, "-c", code], capture_output=True, text=True).stdout.strip()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=30, help="runs per variant (>= 20)")
@@ -47,6 +53,7 @@ def main() -> None:
         f.write(args.snippet + "\n")
     python = interpreter()
     path_python = shutil.which("python3") or python
+    real_python = resolved(path_python)
 
     def plain(exe: str) -> Callable[[], object]:
         return lambda: subprocess.run([exe, path], cwd=workdir, capture_output=True, check=True)
@@ -58,6 +65,7 @@ def main() -> None:
     variants: dict[str, Callable[[], object]] = {
         f"plain {python}": plain(python),
         f"plain python3 on PATH ({path_python})": plain(path_python),
+        f"plain python3 behind PATH ({real_python})": plain(real_python),
     }
     for level in levels:
         variants[f"sandbox isolation={level}"] = sandboxed(level)
@@ -74,17 +82,19 @@ def main() -> None:
 
     print(f"snippet {args.snippet!r}, {runs} runs per variant, interleaved")
     print(f"sandbox interpreter: {python}; levels: {isolation}")
-    print(f"{'variant':60} {'median ms':>10} {'p95 ms':>8}")
+    width = max(map(len, samples))
+    print(f"{'variant':{width}} {'median ms':>10} {'p95 ms':>8} {'min ms':>7}")
     for name, values in samples.items():
-        print(f"{name:60} {statistics.median(values):10.1f} {percentile(values, 0.95):8.1f}")
+        med, p95 = statistics.median(values), percentile(values, 0.95)
+        print(f"{name:{width}} {med:10.1f} {p95:8.1f} {min(values):7.1f}")
     names = list(variants)
     for level in levels:
         sandbox = statistics.median(samples[f"sandbox isolation={level}"])
-        for base in names[:2]:
+        for base in names[:3]:
             ratio = sandbox / statistics.median(samples[base])
             verdict = "met" if ratio <= GOAL else "NOT met"
             print(
-                f"{level} ({isolation[level]}) vs {base.split(' (')[0]}: {ratio:.2f}x "
+                f"{level} ({isolation[level]}) vs {base}: {ratio:.2f}x "
                 f"(+{sandbox - statistics.median(samples[base]):.1f} ms), goal {GOAL}x {verdict}"
             )
 
