@@ -9,7 +9,6 @@ STAMP := $(VENV)/.installed-stamp
 install: $(STAMP)
 
 $(STAMP): pyproject.toml functions/requirements.txt
-	@$(PYTHON) local_emulator/prereqs.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	@touch $(STAMP)
@@ -17,21 +16,22 @@ $(STAMP): pyproject.toml functions/requirements.txt
 prereqs:
 	@$(PYTHON) local_emulator/prereqs.py
 
-demo: install
+demo: prereqs install
 	$(BIN)/python -m local_emulator.demo
 
-test: install
+test: prereqs install
 	$(BIN)/python -m pytest
 
 lint: install
 	$(BIN)/ruff check functions local_emulator tests bench
 	$(BIN)/ruff format --check functions local_emulator tests bench
-	$(BIN)/mypy functions/agentlobby
+	$(BIN)/mypy functions/agentlobby local_emulator
+	$(BIN)/shellcheck -x infra/*.sh
 
 bench: install
 	$(BIN)/python bench/run_all.py
 
-up: install
+up: prereqs install
 	$(BIN)/agentlobby up
 
 clean:

@@ -159,11 +159,11 @@ class Stack:
             **os.environ,
             **hosts,
             **model_env,
-            **self.extra_env,
             "AGENTLOBBY_PROJECT": self.project,
             "AGENTLOBBY_API_TOKEN": self.api_token,
             **self._sandbox_env(),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         self.progress(f"starting {len(self.targets)} function servers")
         self._start_functions(env)

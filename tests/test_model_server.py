@@ -20,8 +20,8 @@ from typing import Any
 
 import openai
 import pytest
-from agentlobby.errors import ConfigError
 
+from agentlobby.errors import ConfigError
 from local_emulator.model_server import ModelServer, Script, load_script_file, main
 
 REPO = Path(__file__).resolve().parents[1]

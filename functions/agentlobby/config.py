@@ -49,6 +49,8 @@ class Settings:
     claim_lease_s: float
     ack_deadline_s: int
     max_delivery_attempts: int
+    min_retry_delay_s: int
+    max_retry_delay_s: int
     sandbox_timeout_s: float
     sandbox_memory_mb: int
     sandbox_url: str | None
@@ -100,6 +102,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         or env.get("GCLOUD_PROJECT")
         or DEFAULT_PROJECT
     )
+    emulated = bool(env.get("PUBSUB_EMULATOR_HOST"))
     return Settings(
         project=project,
         pubsub_emulator_host=env.get("PUBSUB_EMULATOR_HOST") or None,
@@ -111,6 +114,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         claim_lease_s=_number(env, "AGENTLOBBY_CLAIM_LEASE_S", 600.0, float),
         ack_deadline_s=min(600, _number(env, "AGENTLOBBY_ACK_DEADLINE_S", 600, int)),
         max_delivery_attempts=max(5, _number(env, "AGENTLOBBY_MAX_DELIVERY_ATTEMPTS", 5, int)),
+        # On the emulator everything is on one machine: retry within seconds, not minutes.
+        min_retry_delay_s=min(
+            600, _number(env, "AGENTLOBBY_MIN_RETRY_DELAY_S", 1 if emulated else 10, int)
+        ),
+        max_retry_delay_s=min(
+            600, _number(env, "AGENTLOBBY_MAX_RETRY_DELAY_S", 10 if emulated else 600, int)
+        ),
         sandbox_timeout_s=_number(env, "AGENTLOBBY_SANDBOX_TIMEOUT_S", 10.0, float),
         sandbox_memory_mb=_number(env, "AGENTLOBBY_SANDBOX_MEMORY_MB", 512, int),
         sandbox_url=env.get("AGENTLOBBY_SANDBOX_URL") or None,
