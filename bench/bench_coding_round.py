@@ -22,6 +22,7 @@ from timing import machine, median, p95, ratio, summary
 from agentlobby import lobby as pubsub_lobby
 from agentlobby.client import UserClient
 from local_emulator.model_script import Script
+from local_emulator.model_server import ModelServer
 from local_emulator.stack import Stack
 
 CODE = "```python\ndef double(x):\n    return 2 * x\n\nprint(double(21))\n```"
@@ -63,14 +64,11 @@ def main(argv: list[str] | None = None) -> int:
 
     print(machine())
     stack = Stack(port_base=0, progress=lambda m: print(f"[stack] {m}", file=sys.stderr))
-    stack.model_script = None
     endpoint: Endpoint | None = None
+    model = ModelServer(
+        Script.from_dict({"rules": [{"agent": "coder", "replies": [CODE] * total}]})
+    ).start()
     try:
-        from local_emulator.model_server import ModelServer
-
-        model = ModelServer(
-            Script.from_dict({"rules": [{"agent": "coder", "replies": [CODE] * total}]})
-        ).start()
         stack.extra_env.update({"OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "bench"})
         info = stack.start()
         user = UserClient(info.user_url, info.api_token)
@@ -99,13 +97,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{summary(label, values, width=52)}   "
                 f"{ratio(median(values), base):5.1f}x the raw hop (p95 {p95(values) * 1000:.0f} ms)"
             )
-        model.stop()
         print(f"{machine()} at the end")
         return 0
     finally:
         if endpoint is not None:
             endpoint.close()
         stack.stop()
+        model.stop()
 
 
 if __name__ == "__main__":
