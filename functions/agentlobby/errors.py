@@ -15,7 +15,8 @@
     │   ├── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
     │   └── DeliveryInProgress      another instance holds a fresh claim on the same delivery
     └── ConfigError                 a setting is missing or malformed: the operator must fix it
-        └── StackNotFound           no running local stack and no variables that point at one
+        ├── StackNotFound           no running local stack and no variables that point at one
+        └── SandboxUnavailable      no isolation level that was asked for works on this machine
 
 Messages say what was expected, what was found, and how to fix it.
 """
@@ -34,6 +35,7 @@ __all__ = [
     "ModelUnavailable",
     "PayloadTooLarge",
     "PermanentError",
+    "SandboxUnavailable",
     "StackNotFound",
     "TransientError",
     "UnknownAgent",
@@ -116,3 +118,7 @@ class ConfigError(AgentlobbyError):
 
 class StackNotFound(ConfigError):
     """No local stack is running and no variables point at one."""
+
+
+class SandboxUnavailable(ConfigError):
+    """The sandbox could not start: no isolation level that was asked for works here."""

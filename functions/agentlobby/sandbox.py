@@ -31,7 +31,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
-from agentlobby.errors import AgentlobbyError, ConfigError, InvalidMessage
+from agentlobby.errors import ConfigError, InvalidMessage, SandboxUnavailable
 
 __all__ = [
     "ExecutionResult",
@@ -54,10 +54,6 @@ BACKSTOP_S = 2.0  # the helper enforces the wall clock; the host kills only if i
 DRAIN_S = 1.0
 CHUNK = 65536
 _unavailable: set[str] = set()
-
-
-class SandboxUnavailable(AgentlobbyError):
-    """The sandbox could not start: no isolation level that was asked for works here."""
 
 
 @dataclass(frozen=True)
