@@ -16,10 +16,9 @@ import sys
 import time
 from datetime import datetime
 
-from bench_lobby import Endpoint, raw_hop
+from bench_lobby import Endpoint, raw_hop, raw_push_target
 from timing import machine, median, p95, ratio, summary
 
-from agentlobby import lobby as pubsub_lobby
 from agentlobby.client import UserClient
 from local_emulator.model_script import Script
 from local_emulator.model_server import ModelServer
@@ -72,15 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.extra_env.update({"OPENAI_BASE_URL": model.url, "OPENAI_API_KEY": "bench"})
         info = stack.start()
         user = UserClient(info.user_url, info.api_token)
-        endpoint = Endpoint()
-        topic = f"bench-raw-{secrets.token_hex(3)}"
-        pubsub_lobby.ensure_topic(info.project, topic)
-        pubsub_lobby.ensure_plain_push_subscription(
-            info.project,
-            topic,
-            f"{topic}-push",
-            pubsub_lobby.push_endpoint(endpoint.url, info.project, topic),
-        )
+        topic, endpoint = raw_push_target(info.project)
         raw: list[float] = []
         rounds: list[dict[str, float]] = []
         for i in range(total):

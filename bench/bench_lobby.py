@@ -99,6 +99,17 @@ class Endpoint:
         self.server.server_close()
 
 
+def raw_push_target(project: str) -> tuple[str, Endpoint]:
+    """A bare topic with a push subscription to a bare endpoint: the baseline's wiring."""
+    endpoint = Endpoint()
+    topic = f"bench-raw-{secrets.token_hex(3)}"
+    pubsub_lobby.ensure_topic(project, topic)
+    pubsub_lobby.ensure_plain_push_subscription(
+        project, topic, f"{topic}-push", pubsub_lobby.push_endpoint(endpoint.url, project, topic)
+    )
+    return topic, endpoint
+
+
 def raw_hop(project: str, topic: str, endpoint: Endpoint, seq: str) -> float:
     """Publish one message to the bare topic; seconds until its push reaches the endpoint."""
     started = time.perf_counter()
@@ -323,15 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         info = stack.start()
         print(f"stack up in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         user = UserClient(info.user_url, info.api_token)
-        endpoint = Endpoint()
-        topic = f"bench-raw-{secrets.token_hex(3)}"
-        pubsub_lobby.ensure_topic(info.project, topic)
-        pubsub_lobby.ensure_plain_push_subscription(
-            info.project,
-            topic,
-            f"{topic}-push",
-            pubsub_lobby.push_endpoint(endpoint.url, info.project, topic),
-        )
+        topic, endpoint = raw_push_target(info.project)
         raw: list[float] = []
         trips: list[Trip] = []
         direct: list[float] = []

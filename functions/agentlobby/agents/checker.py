@@ -9,6 +9,7 @@ coder, until the last allowed round, which ends it `failed`.
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.coding import (
@@ -132,36 +133,22 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
         text=f"round {result.round}: {'pass' if passed else 'fail'}: {feedback}",
     )
     out = [Outgoing(content=verdict, usage=usage)]
-    if passed:
-        out.append(
-            Outgoing(
-                content=ResultContent(
-                    status="succeeded",
-                    rounds=result.round,
-                    code=code.source,
-                    output=result.stdout,
-                    reason=None,
-                    text=f"succeeded in round {result.round}",
-                ),
-                ends_conversation="succeeded",
-            )
+    if final:
+        reason = (
+            None
+            if passed
+            else (f"no passing code after {limit} round(s); last feedback: {feedback}")
         )
-    elif final:
-        reason = f"no passing code after {limit} round(s); last feedback: {feedback}"
-        out.append(
-            Outgoing(
-                content=ResultContent(
-                    status="failed",
-                    rounds=result.round,
-                    code=code.source,
-                    output=result.stdout,
-                    reason=reason,
-                    text=f"failed: {reason}",
-                ),
-                ends_conversation="failed",
-                reason=reason,
-            )
+        status: Literal["succeeded", "failed"] = "succeeded" if passed else "failed"
+        final_result = ResultContent(
+            status=status,
+            rounds=result.round,
+            code=code.source,
+            output=result.stdout,
+            reason=reason,
+            text=f"succeeded in round {result.round}" if passed else f"failed: {reason}",
         )
+        out.append(Outgoing(content=final_result, ends_conversation=status, reason=reason))
     return out
 
 
