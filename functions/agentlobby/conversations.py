@@ -53,6 +53,15 @@ class Conversations:
     def _doc(self, conversation_id: str) -> Any:
         return self._db.collection("conversations").document(conversation_id)
 
+    def _message_doc(self, envelope: Envelope) -> Any:
+        return self._doc(envelope.conversation_id).collection("messages").document(envelope.id)
+
+    @staticmethod
+    def _message_body(envelope: Envelope) -> dict[str, Any]:
+        body = envelope.model_dump(mode="json")
+        body["order_key"] = order_key(envelope)
+        return body
+
     def open(self, conversation_id: str, lobby: str, status: Status = "open") -> None:
         """Start a conversation unless it exists (a retried POST must not reset it)."""
         from google.api_core import exceptions
@@ -64,6 +73,26 @@ class Conversations:
         with contextlib.suppress(exceptions.AlreadyExists):
             self._doc(conversation_id).create(record.model_dump(mode="json"))
 
+    def start(self, envelope: Envelope, status: Status) -> None:
+        """A new conversation and its first message in one write (one round trip, not two)."""
+        from google.api_core import exceptions
+
+        record = ConversationRecord(
+            id=envelope.conversation_id,
+            lobby=envelope.lobby,
+            status=status,
+            created_at=envelope.created_at,
+            updated_at=envelope.created_at,
+        )
+        batch = self._db.batch()
+        batch.create(self._doc(record.id), record.model_dump(mode="json"))
+        batch.create(self._message_doc(envelope), self._message_body(envelope))
+        try:
+            batch.commit()
+        except exceptions.AlreadyExists:  # a retried post: keep what the first one wrote
+            self.open(record.id, record.lobby, status)
+            self.record(envelope)
+
     def get(self, conversation_id: str) -> ConversationRecord:
         snap = self._doc(conversation_id).get()
         if not snap.exists:
@@ -74,11 +103,9 @@ class Conversations:
         """Store a message once; returns the stored envelope and whether this call wrote it."""
         from google.api_core import exceptions
 
-        ref = self._doc(envelope.conversation_id).collection("messages").document(envelope.id)
-        body = envelope.model_dump(mode="json")
-        body["order_key"] = order_key(envelope)
+        ref = self._message_doc(envelope)
         try:
-            ref.create(body)
+            ref.create(self._message_body(envelope))
             return envelope, True
         except exceptions.AlreadyExists:
             stored = ref.get().to_dict()

@@ -24,7 +24,7 @@ from pydantic import Field, ValidationError
 
 from agentlobby import lobby as pubsub_lobby
 from agentlobby.config import Settings
-from agentlobby.conversations import Conversations
+from agentlobby.conversations import Conversations, Status
 from agentlobby.errors import (
     AgentlobbyError,
     InvalidMessage,
@@ -157,7 +157,7 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
         raise InvalidMessage(str(exc)) from exc
     post = _parse_body(body)
     content = _content(post)
-    Registry(config.project).lobby(lobby)
+    _check_lobby(config.project, lobby)
     key = headers.get("idempotency-key")
     message_id = uuid.uuid5(_IDEMPOTENCY, f"{lobby}/{key}").hex if key else new_id()
     conversation_id = post.conversation_id or (
@@ -174,10 +174,25 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
         )
     )
     conversations = Conversations(config.project)
-    conversations.open(conversation_id, lobby, "running" if content.kind == "task" else "open")
-    stored, _ = conversations.record(envelope)
+    status: Status = "running" if content.kind == "task" else "open"
+    if post.conversation_id is None and key is None:
+        conversations.start(envelope, status)
+        stored = envelope
+    else:
+        conversations.open(conversation_id, lobby, status)
+        stored, _ = conversations.record(envelope)
     pubsub_lobby.publish(config.project, stored)
     return {"conversation_id": stored.conversation_id, "message_id": stored.id}, 202
+
+
+_known_lobbies: set[tuple[str, str]] = set()
+
+
+def _check_lobby(project: str, lobby: str) -> None:
+    """UnknownLobby unless the registry has it; lobbies are never removed, so found is cached."""
+    if (project, lobby) not in _known_lobbies:
+        Registry(project).lobby(lobby)
+        _known_lobbies.add((project, lobby))
 
 
 def _get(conversation_id: str, config: Settings) -> Response:
