@@ -6,9 +6,10 @@
 #
 # Sets up, in order: APIs; Firestore (native) and its indexes; secrets; one service account per
 # role; lobby topics and the dead-letter topic; least-privilege grants; the sandbox network;
-# every function in infra/functions.conf (2nd gen, HTTP); the interpreter's gen2 execution
-# environment and Direct VPC egress; run.invoker for the push account; one push subscription per
-# lobby membership; and the agent registry in Firestore. docs/deploy.md explains each step.
+# every function in infra/functions.conf in table order (2nd gen, HTTP; the sandbox with its gen2
+# execution environment and Direct VPC egress in the same command, before the interpreter that
+# calls it); run.invoker for callers and for the push account; the agent registry in Firestore;
+# and one push subscription per lobby membership. docs/deploy.md explains each step.
 #
 # Idempotent: what exists is checked with `describe` first and left alone or brought back to the
 # wanted settings; a function whose source and flags are unchanged (label agentlobby_deploy) is
@@ -189,7 +190,7 @@ ensure_topics() {
 
 grant_roles() {
   local kind member lobby lobbies
-  for kind in user agent model-agent recorder; do
+  for kind in user agent model-agent interpreter recorder; do
     account_in_use "$kind" || continue
     member="serviceAccount:$(account_email "$kind")"
     retry run gcloud projects add-iam-policy-binding "$PROJECT" --member="$member" \
@@ -214,8 +215,9 @@ grant_roles() {
       --member="serviceAccount:$(account_email model-agent)" \
       --role=roles/secretmanager.secretAccessor --format=none --project="$PROJECT"
   fi
-  # The sandbox account gets nothing. Pub/Sub's own agent mints the push OIDC tokens and moves
-  # undeliverable messages to the dead-letter topic.
+  # The sandbox account gets nothing, anywhere. The interpreter's run.invoker on the sandbox
+  # function comes with the deploy (grant_callers). Pub/Sub's own agent mints the push OIDC
+  # tokens and moves undeliverable messages to the dead-letter topic.
   retry run gcloud iam service-accounts add-iam-policy-binding "$(account_email invoker)" \
     --member="$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator --format=none \
     --project="$PROJECT"
@@ -224,7 +226,7 @@ grant_roles() {
 }
 
 # A VPC without Cloud NAT, without Private Google Access and with a deny-all egress rule: the
-# interpreter's traffic goes there (Direct VPC egress, all traffic) and nowhere else.
+# sandbox function's traffic goes there (Direct VPC egress, all traffic) and nowhere else.
 ensure_sandbox_network() {
   account_in_use sandbox || return 0
   exists gcloud compute networks describe "$SANDBOX_NETWORK" --project="$PROJECT" ||
@@ -253,13 +255,28 @@ source_digest() {
 }
 
 deploy_args() {
-  local i=$1 name=${FN_NAME[$1]} kind=${FN_ACCOUNT[$1]}
+  local i=$1 name=${FN_NAME[$1]} kind=${FN_ACCOUNT[$1]} env_vars callee
+  env_vars="AGENTLOBBY_PROJECT=$PROJECT,AGENTLOBBY_LOG_LEVEL=$LOG_LEVEL"
+  for callee in $(calls_of "$i"); do
+    env_vars="$env_vars,$(url_variable "$callee")=${FN_URL[$(index_of "$callee")]}"
+  done
+  if is_sandbox "$i"; then
+    # Every revision starts locked: no roles, no secrets, gen2, all egress into the sandbox VPC.
+    ARGS=(gcloud run deploy "$name" --region="$REGION" --project="$PROJECT" --source=functions
+      --function="$(entry_point "$i")" --base-image="$RUNTIME"
+      --service-account="$(account_email "$kind")" --memory="${FN_MEMORY[$i]}" --cpu=1
+      --timeout="${FN_TIMEOUT[$i]}" --min-instances=0 --max-instances="${FN_MAX[$i]}"
+      --concurrency="${FN_CONCURRENCY[$i]}" --set-env-vars="$env_vars" --clear-secrets
+      --ingress="$SANDBOX_INGRESS" --no-allow-unauthenticated --execution-environment=gen2
+      --network="$SANDBOX_NETWORK" --subnet="$SANDBOX_SUBNET" --network-tags="$SANDBOX_NETWORK"
+      --vpc-egress=all-traffic --quiet)
+    return 0
+  fi
   ARGS=(gcloud functions deploy "$name" --gen2 --region="$REGION" --project="$PROJECT"
     --runtime="$RUNTIME" --source=functions --entry-point="$(entry_point "$i")" --trigger-http
     --service-account="$(account_email "$kind")" --memory="${FN_MEMORY[$i]}"
     --timeout="${FN_TIMEOUT[$i]}" --min-instances=0 --max-instances="${FN_MAX[$i]}"
-    --concurrency="${FN_CONCURRENCY[$i]}"
-    --set-env-vars="AGENTLOBBY_PROJECT=$PROJECT,AGENTLOBBY_LOG_LEVEL=$LOG_LEVEL")
+    --concurrency="${FN_CONCURRENCY[$i]}" --set-env-vars="$env_vars")
   case $kind in
     user)
       ARGS+=(--ingress-settings=all
@@ -278,20 +295,77 @@ deploy_args() {
   esac
 }
 
-# Stop pushes to the interpreter while it is redeployed: between `functions deploy` and
-# `run services update` it would run on Cloud Run's default environment with open egress.
-# The subscriptions turn into pull subscriptions; ensure_subscriptions turns them back.
-pause_pushes() {
-  local lobby
-  for lobby in $(lobbies_of "$1"); do
-    if exists gcloud pubsub subscriptions describe "$(subscription_name "$lobby" "${FN_NAME[$1]}")" \
-      --project="$PROJECT"; then
-      run gcloud pubsub subscriptions modify-push-config \
-        "$(subscription_name "$lobby" "${FN_NAME[$1]}")" --push-endpoint= --project="$PROJECT"
-    fi
+# What `gcloud run services describe --format=json` says of a service, on one tab-separated line:
+# READY or NOT_READY (the newest revision serves), the agentlobby_deploy label, execution
+# environment, VPC egress, networks as network/subnet, service account; "-" for what is unset.
+SERVICE_FACTS_PY='import json, sys
+service = json.load(sys.stdin)
+status = service.get("status", {})
+template = service.get("spec", {}).get("template", {})
+notes = template.get("metadata", {}).get("annotations", {})
+ready = status.get("latestCreatedRevisionName") == status.get("latestReadyRevisionName") and any(
+    c.get("type") == "Ready" and c.get("status") == "True" for c in status.get("conditions", []))
+nets = json.loads(notes.get("run.googleapis.com/network-interfaces") or "[]")
+print("READY" if ready else "NOT_READY",
+      service.get("metadata", {}).get("labels", {}).get("agentlobby_deploy") or "-",
+      notes.get("run.googleapis.com/execution-environment") or "-",
+      notes.get("run.googleapis.com/vpc-access-egress") or "-",
+      ",".join("%s/%s" % (str(n.get("network", "")).rsplit("/", 1)[-1],
+                          str(n.get("subnetwork", "")).rsplit("/", 1)[-1]) for n in nets) or "-",
+      template.get("spec", {}).get("serviceAccountName") or "-", sep="\t")'
+
+# service_facts NAME: the line above; nothing if the service does not exist.
+service_facts() {
+  gcloud run services describe "$1" --region="$REGION" --project="$PROJECT" --format=json \
+    2>/dev/null | python3 -c "$SERVICE_FACTS_PY" 2>/dev/null || true
+}
+
+# deployed_state I: "ACTIVE<tab>DIGEST" when function i serves its newest revision (and, for a
+# sandbox, is locked down as deploy_args wants it); anything else means "deploy it".
+deployed_state() {
+  local i=$1 ready digest environment egress networks account
+  if ! is_sandbox "$i"; then
+    gcloud functions describe "${FN_NAME[$i]}" --region="$REGION" --project="$PROJECT" \
+      --format='value(state,labels.agentlobby_deploy)' 2>/dev/null || true
+    return 0
+  fi
+  IFS=$'\t' read -r ready digest environment egress networks account \
+    <<<"$(service_facts "${FN_NAME[$i]}")" || true
+  [[ -n $ready ]] || return 0
+  if [[ $ready != READY ]]; then
+    printf 'NOT_READY\t%s' "$digest"
+  elif [[ $environment == gen2 && $egress == all-traffic &&
+    ,$networks, == *",$SANDBOX_NETWORK/$SANDBOX_SUBNET,"* &&
+    $account == "$(account_email "${FN_ACCOUNT[$i]}")" ]]; then
+    printf 'ACTIVE\t%s' "$digest"
+  else
+    printf 'UNLOCKED\t%s' "$digest"
+  fi
+}
+
+function_url() {
+  local placeholder="https://${FN_NAME[$1]}-PLACEHOLDER.a.run.app"
+  if is_sandbox "$1"; then
+    capture "$placeholder" gcloud run services describe "${FN_NAME[$1]}" --region="$REGION" \
+      --project="$PROJECT" --format='value(status.url)'
+  else
+    capture "$placeholder" gcloud functions describe "${FN_NAME[$1]}" --region="$REGION" \
+      --project="$PROJECT" --format='value(serviceConfig.uri)'
+  fi
+}
+
+# run.invoker on function i for the accounts of the functions that call it (the interpreter's
+# on the sandbox), right after it is deployed and before its callers are.
+grant_callers() {
+  local kind
+  for kind in $(callers_of "$1"); do
+    retry run gcloud run services add-iam-policy-binding "${FN_NAME[$1]}" --region="$REGION" \
+      --member="serviceAccount:$(account_email "$kind")" --role=roles/run.invoker \
+      --format=none --project="$PROJECT"
   done
 }
 
+# In table order, so a callee's URL is known when its caller is deployed.
 deploy_functions() {
   local i digest current
   for ((i = 0; i < FN_COUNT; i++)); do
@@ -299,46 +373,37 @@ deploy_functions() {
     digest=$(source_digest "${ARGS[@]}")
     current=""
     if ((!DRY_RUN)); then
-      current=$(gcloud functions describe "${FN_NAME[$i]}" --region="$REGION" \
-        --project="$PROJECT" --format='value(state,labels.agentlobby_deploy)' 2>/dev/null ||
-        true)
+      current=$(deployed_state "$i")
     fi
     if [[ $current == "ACTIVE"$'\t'"$digest" ]]; then
       note "${FN_NAME[$i]}: source and settings unchanged, not redeployed"
       FN_DEPLOYED[i]=0
     else
-      if [[ -n $current && ${FN_ACCOUNT[$i]} == sandbox ]]; then
-        pause_pushes "$i"
+      if [[ $current == UNLOCKED* ]]; then
+        note "${FN_NAME[$i]}: not locked down as deployed (changed by hand?), deploying it again"
       fi
       run "${ARGS[@]}" --update-labels="agentlobby=managed,agentlobby_deploy=$digest"
       FN_DEPLOYED[i]=1
     fi
-    FN_URL[i]=$(capture "https://${FN_NAME[$i]}-PLACEHOLDER.a.run.app" gcloud functions \
-      describe "${FN_NAME[$i]}" --region="$REGION" --project="$PROJECT" \
-      --format='value(serviceConfig.uri)')
+    FN_URL[i]=$(function_url "$i")
+    grant_callers "$i"
   done
 }
 
-sandbox_hardened() {
-  ((DRY_RUN)) && return 1
-  local service
-  service=$(gcloud run services describe "$1" --region="$REGION" --project="$PROJECT" \
-    --format=json)
-  grep -q '"run.googleapis.com/execution-environment": "gen2"' <<<"$service" &&
-    grep -q '"run.googleapis.com/vpc-access-egress": "all-traffic"' <<<"$service" &&
-    grep -q "$SANDBOX_SUBNET" <<<"$service"
-}
-
-# The interpreter: gen2 execution environment (a microVM: namespaces for the sandbox) and all
-# egress through the sandbox VPC, which has no route out.
-harden_sandbox() {
-  local i
+# Before the sandbox was a function of its own, the interpreter ran the code and sent its egress
+# into the sandbox network. A function deployed again here must reach Google APIs: if its service
+# still has that network, take it off.
+leave_sandbox_network() {
+  ((DRY_RUN)) && return 0
+  local i networks
   for ((i = 0; i < FN_COUNT; i++)); do
-    [[ ${FN_ACCOUNT[$i]} == sandbox ]] || continue
-    if ((FN_DEPLOYED[i])) || ! sandbox_hardened "${FN_NAME[$i]}"; then
+    if is_sandbox "$i" || ((!FN_DEPLOYED[i])); then
+      continue
+    fi
+    networks=$(service_facts "${FN_NAME[$i]}" | cut -f5)
+    if [[ ,$networks, == *",$SANDBOX_NETWORK/"* ]]; then
       run gcloud run services update "${FN_NAME[$i]}" --region="$REGION" --project="$PROJECT" \
-        --execution-environment=gen2 --network="$SANDBOX_NETWORK" --subnet="$SANDBOX_SUBNET" \
-        --network-tags="$SANDBOX_NETWORK" --vpc-egress=all-traffic --quiet
+        --clear-network --quiet
     fi
   done
 }
@@ -351,17 +416,17 @@ grant_invokers() {
     retry run gcloud run services add-iam-policy-binding "${FN_NAME[$i]}" --region="$REGION" \
       --member="$invoker" --role=roles/run.invoker --format=none --project="$PROJECT"
   done
-  # A rerun without --allow-unauthenticated takes the public access back.
-  if ((!DRY_RUN && !ALLOW_UNAUTHENTICATED)) && account_in_use user; then
-    for ((i = 0; i < FN_COUNT; i++)); do
-      [[ ${FN_ACCOUNT[$i]} == user ]] || continue
+  # A rerun without --allow-unauthenticated takes the public access back; a sandbox never has it.
+  ((DRY_RUN)) && return 0
+  for ((i = 0; i < FN_COUNT; i++)); do
+    if [[ ${FN_ACCOUNT[$i]} == user ]] && ((!ALLOW_UNAUTHENTICATED)) || is_sandbox "$i"; then
       if gcloud run services get-iam-policy "${FN_NAME[$i]}" --region="$REGION" \
         --project="$PROJECT" --format=json | grep -q '"allUsers"'; then
         run gcloud run services remove-iam-policy-binding "${FN_NAME[$i]}" --region="$REGION" \
           --member=allUsers --role=roles/run.invoker --format=none --project="$PROJECT"
       fi
-    done
-  fi
+    fi
+  done
 }
 
 # One push subscription per (topic, function): OIDC as the invoker account, the lobby in the
@@ -471,7 +536,7 @@ main() {
   grant_roles
   ensure_sandbox_network
   deploy_functions
-  harden_sandbox
+  leave_sandbox_network
   grant_invokers
   register_agents
   ensure_subscriptions

@@ -21,7 +21,7 @@ SANDBOX_NETWORK=agentlobby-sandbox
 SANDBOX_SUBNET=agentlobby-sandbox
 SANDBOX_SUBNET_RANGE=10.124.0.0/24
 SANDBOX_FIREWALL=agentlobby-sandbox-deny-egress
-ACCOUNT_KINDS="user agent model-agent sandbox recorder invoker"
+ACCOUNT_KINDS="user agent model-agent interpreter sandbox recorder invoker"
 RUNTIME=python312
 ACK_DEADLINE_S=600
 MAX_DELIVERY_ATTEMPTS=5
@@ -30,6 +30,10 @@ MAX_RETRY_DELAY=600s
 LOG_LEVEL=INFO
 # Pub/Sub pushes from the same project count as internal traffic; "all" if pushes get 404s.
 AGENT_INGRESS=internal-only
+# A call from another Cloud Run service counts as internal only if it leaves through a VPC with
+# Private Google Access; the interpreter's does not, so the sandbox takes all traffic and IAM
+# (run.invoker for its callers only) decides.
+SANDBOX_INGRESS=all
 # Composite indexes, one per line: collection-group field:order field:order ...
 FIRESTORE_INDEXES="dead_letters conversation_id:ascending recorded_at:ascending"
 REQUIRED_APIS="cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
@@ -143,18 +147,26 @@ FN_MAX=()
 FN_CONCURRENCY=()
 FN_ACCOUNT=()
 FN_TOPICS=()
+FN_CALLS=()
 FN_COUNT=0
 
 load_functions() {
-  local name memory timeout max concurrency account topics extra
-  while read -r name memory timeout max concurrency account topics extra; do
+  local name memory timeout max concurrency account topics calls extra callee
+  while read -r name memory timeout max concurrency account topics calls extra; do
     case $name in '' | '#'*) continue ;; esac
-    [[ -n $topics && -z $extra ]] || die "$FUNCTIONS_CONF: '$name' needs exactly 7 columns"
+    [[ -n $calls && -z $extra ]] || die "$FUNCTIONS_CONF: '$name' needs exactly 8 columns"
     case " $ACCOUNT_KINDS " in
       *" $account "*) ;;
       *) die "$FUNCTIONS_CONF: '$name' has account '$account'; use one of: $ACCOUNT_KINDS" ;;
     esac
     [[ $name =~ ^[a-z][a-z0-9-]*$ ]] || die "$FUNCTIONS_CONF: bad function name '$name'"
+    if [[ $calls != - ]]; then
+      for callee in ${calls//,/ }; do
+        # A caller is deployed with its callees' URLs, so they must be deployed before it.
+        index_of "$callee" >/dev/null ||
+          die "$FUNCTIONS_CONF: '$name' calls '$callee', which must be listed above it"
+      done
+    fi
     FN_NAME+=("$name")
     FN_MEMORY+=("$memory")
     FN_TIMEOUT+=("$timeout")
@@ -162,13 +174,56 @@ load_functions() {
     FN_CONCURRENCY+=("$concurrency")
     FN_ACCOUNT+=("$account")
     FN_TOPICS+=("$topics")
+    FN_CALLS+=("$calls")
   done <"$FUNCTIONS_CONF"
   FN_COUNT=${#FN_NAME[@]}
   ((FN_COUNT > 0)) || die "$FUNCTIONS_CONF lists no function"
 }
 
+# index_of NAME: the function's row in the table, or status 1.
+index_of() {
+  local i
+  for ((i = 0; i < ${#FN_NAME[@]}; i++)); do
+    if [[ ${FN_NAME[$i]} == "$1" ]]; then
+      printf '%s' "$i"
+      return 0
+    fi
+  done
+  return 1
+}
+
 entry_point() {
   printf '%s' "${FN_NAME[$1]//-/_}"
+}
+
+# The functions that run untrusted code are deployed with `gcloud run deploy --function`, which
+# sets the execution environment and the network in the same command (`gcloud functions deploy`
+# cannot), so no revision of theirs ever serves with Cloud Run's defaults.
+is_sandbox() {
+  [[ ${FN_ACCOUNT[$1]} == sandbox ]]
+}
+
+# Functions that function i calls over HTTP, one per line.
+calls_of() {
+  if [[ ${FN_CALLS[$1]} == - ]]; then
+    return 0
+  fi
+  printf '%s\n' "${FN_CALLS[$1]}" | tr ',' '\n' | grep -v '^$' || true
+}
+
+# Account kinds of the functions that call function i, once each.
+callers_of() {
+  local j
+  for ((j = 0; j < FN_COUNT; j++)); do
+    if calls_of "$j" | grep -qx "${FN_NAME[$1]}"; then
+      printf '%s\n' "${FN_ACCOUNT[$j]}"
+    fi
+  done | awk '!seen[$0]++'
+}
+
+# The variable a caller reads a callee's URL from: sandbox -> AGENTLOBBY_SANDBOX_URL.
+url_variable() {
+  printf 'AGENTLOBBY_%s_URL' "$(printf '%s' "$1" | tr 'a-z-' 'A-Z_')"
 }
 
 # Topics function i is pushed from, one per line ("-" = none): lobbies or the dead-letter topic.

@@ -4,8 +4,8 @@
 #   infra/teardown.sh --project P --region R [--dry-run] [--openai-secret NAME]
 #                     [--delete-firestore]
 #
-# Removes subscriptions, functions, topics, the sandbox network, the grants on the project, the
-# service accounts and the API token secret. The OpenAI secret goes only if deploy.sh created it
+# Removes subscriptions, functions (the sandbox's Cloud Run service too), topics, the sandbox
+# network, the grants on the project, the service accounts and the API token secret. The OpenAI secret goes only if deploy.sh created it
 # (label agentlobby=managed). The Firestore database holds conversations: it stays unless
 # --delete-firestore is given. APIs stay enabled. Whatever is already gone is skipped; a dry run
 # prints every command as if everything existed.
@@ -67,10 +67,18 @@ delete_subscriptions() {
   done
 }
 
+# The sandbox is a Cloud Run service deployed with `gcloud run deploy --function`: Cloud
+# Functions does not know it, Cloud Run does.
 delete_functions() {
   local i
   for ((i = 0; i < FN_COUNT; i++)); do
-    if present gcloud functions describe "${FN_NAME[$i]}" --region="$REGION" \
+    if is_sandbox "$i"; then
+      if present gcloud run services describe "${FN_NAME[$i]}" --region="$REGION" \
+        --project="$PROJECT"; then
+        run gcloud run services delete "${FN_NAME[$i]}" --region="$REGION" --quiet \
+          --project="$PROJECT"
+      fi
+    elif present gcloud functions describe "${FN_NAME[$i]}" --region="$REGION" \
       --project="$PROJECT"; then
       run gcloud functions delete "${FN_NAME[$i]}" --gen2 --region="$REGION" --quiet \
         --project="$PROJECT"
@@ -117,7 +125,7 @@ has_project_binding() {
 
 delete_accounts() {
   local kind email
-  for kind in user agent model-agent recorder; do
+  for kind in user agent model-agent interpreter recorder; do
     email=$(account_email "$kind")
     if has_project_binding "serviceAccount:$email" roles/datastore.user; then
       run gcloud projects remove-iam-policy-binding "$PROJECT" \
@@ -169,8 +177,9 @@ main() {
   delete_secrets
   delete_firestore
   note ""
-  note "Left in place: enabled APIs; the images in Artifact Registry repository gcf-artifacts" \
-    "and the gcf-v2-sources-*/gcf-v2-uploads-* buckets that Cloud Functions made."
+  note "Left in place: enabled APIs; the images in the Artifact Registry repositories" \
+    "gcf-artifacts (Cloud Functions) and cloud-run-source-deploy (the sandbox), and the" \
+    "gcf-v2-sources-*/gcf-v2-uploads-*/run-sources-* buckets the builds made."
   local item
   for item in ${LEFT_BEHIND[@]+"${LEFT_BEHIND[@]}"}; do
     note "Left in place: $item"

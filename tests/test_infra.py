@@ -12,8 +12,10 @@ GCE") is written into each throwaway config dir, and the metadata address and th
 point at a local sink that counts connections. The sink must count none, and a self-test shows it
 does count gcloud's traffic when the cache is missing.
 
-A second run against a fake gcloud that answers "it exists, unchanged" checks idempotence: it may
-describe and update, but must create and deploy nothing.
+Real (not dry) runs against a fake gcloud check what only a real run does: a first run, for which
+every function is out of date, learns the URLs and the digests; a second run, for which everything
+exists unchanged, may describe and update but must create and deploy nothing; a changed or
+tampered-with sandbox is deployed again, locked in the same command.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ REGION = "europe-west1"
 AGENTS = ("echo", "vision", "coder", "interpreter", "checker")
 MODEL_AGENTS = ("vision", "coder", "checker")
 LOBBIES = {"chat": ("echo",), "coding": ("vision", "coder", "interpreter", "checker")}
+SANDBOX_SA = f"agentlobby-sandbox@{PROJECT}.iam.gserviceaccount.com"
+INTERPRETER_SA = f"agentlobby-interpreter@{PROJECT}.iam.gserviceaccount.com"
+INVOKER_SA = f"agentlobby-invoker@{PROJECT}.iam.gserviceaccount.com"
+SANDBOX_NETWORK = "agentlobby-sandbox"
 
 AUTH_STOP = re.compile(r"You do not currently have an active account selected")
 PARSE_ERROR = re.compile(
@@ -136,22 +142,55 @@ def _flag(words: list[str], name: str) -> str | None:
 
 
 def _deploys(lines: list[str]) -> dict[str, list[str]]:
+    """`gcloud functions deploy` commands by function name."""
     return {w[3]: w for w in gcloud_lines(lines) if w[1:3] == ["functions", "deploy"]}
 
 
-def test_every_function_is_deployed_as_2nd_gen_http_from_the_functions_dir(
+def _run_deploys(lines: list[str]) -> dict[str, list[str]]:
+    """`gcloud run deploy` commands (the sandbox) by service name."""
+    return {w[3]: w for w in gcloud_lines(lines) if w[1:3] == ["run", "deploy"]}
+
+
+def _grants(lines: list[str], member: str) -> set[tuple[str, str, str]]:
+    """(command group, resource, role) of every IAM grant to `member`."""
+    return {
+        (
+            " ".join(w[1 : w.index("add-iam-policy-binding")]),
+            w[w.index("add-iam-policy-binding") + 1],
+            _flag(w, "role") or "",
+        )
+        for w in gcloud_lines(lines)
+        if "add-iam-policy-binding" in w and _flag(w, "member") == member
+    }
+
+
+def _env_vars(words: list[str]) -> dict[str, str]:
+    pairs = (_flag(words, "set-env-vars") or "").split(",")
+    return dict(pair.split("=", 1) for pair in pairs if pair)
+
+
+def test_every_entry_point_is_deployed_as_an_http_function_from_the_functions_dir(
     printed: dict[str, list[str]],
 ) -> None:
     deploys = _deploys(printed["deploy"])
+    runs = _run_deploys(printed["deploy"])
     assert set(deploys) == {"user", "dead-letters", *AGENTS}
+    assert set(runs) == {"sandbox"}
     main_py = (REPO / "functions" / "main.py").read_text()
+    entry_points = set(
+        re.findall(r"^@functions_framework\.\w+\ndef (\w+)\(", main_py, re.MULTILINE)
+    )
+    # gen2 function names cannot hold "_": dead-letters runs dead_letters
+    assert {name.replace("-", "_") for name in [*deploys, *runs]} == entry_points
     for name, words in deploys.items():
         assert "--gen2" in words and "--trigger-http" in words, name
         assert _flag(words, "runtime") == "python312", name
+        assert _flag(words, "entry-point") == name.replace("-", "_"), name
+    for name, words in runs.items():
+        assert _flag(words, "base-image") == "python312", name
+        assert _flag(words, "function") == name.replace("-", "_"), name
+    for name, words in {**deploys, **runs}.items():
         assert _flag(words, "source") == "functions", name
-        entry_point = name.replace("-", "_")  # gen2 function names cannot hold "_"
-        assert _flag(words, "entry-point") == entry_point, name
-        assert f"\ndef {entry_point}(" in main_py, f"functions/main.py has no {entry_point}"
         assert _flag(words, "concurrency") and _flag(words, "memory"), name
         assert _flag(words, "project") == PROJECT and _flag(words, "region") == REGION, name
     for agent in (*AGENTS, "dead-letters"):
@@ -177,7 +216,7 @@ def test_openai_key_comes_only_from_secret_manager_and_only_to_model_agents(
     ):
         text = "\n".join(printed[variant])
         assert "OPENAI_API_KEY=" not in text.replace(f"OPENAI_API_KEY={secret}:latest", "")
-        deploys = _deploys(printed[variant])
+        deploys = _deploys(printed[variant]) | _run_deploys(printed[variant])
         for name, words in deploys.items():
             secrets = _flag(words, "set-secrets")
             if name in MODEL_AGENTS:
@@ -187,29 +226,72 @@ def test_openai_key_comes_only_from_secret_manager_and_only_to_model_agents(
             assert "OPENAI" not in (_flag(words, "set-env-vars") or ""), name
 
 
-def test_interpreter_has_no_roles_no_egress_and_the_gen2_environment(
+def test_the_sandbox_is_deployed_locked_with_no_roles_and_no_route_out(
     printed: dict[str, list[str]],
 ) -> None:
     lines = printed["deploy"]
-    sandbox = f"agentlobby-sandbox@{PROJECT}.iam.gserviceaccount.com"
-    deploy = _deploys(lines)["interpreter"]
-    assert _flag(deploy, "service-account") == sandbox
-    assert "--clear-secrets" in deploy
-    grants = [w for w in gcloud_lines(lines) if "add-iam-policy-binding" in w]
-    assert grants and not [w for w in grants if _flag(w, "member") == f"serviceAccount:{sandbox}"]
-    updates = [w for w in gcloud_lines(lines) if w[1:4] == ["run", "services", "update"]]
-    assert len(updates) == 1 and updates[0][4] == "interpreter"
-    assert _flag(updates[0], "execution-environment") == "gen2"
-    assert _flag(updates[0], "vpc-egress") == "all-traffic"
-    network = _flag(updates[0], "network")
+    words = _run_deploys(lines)["sandbox"]
+    assert _flag(words, "service-account") == SANDBOX_SA
+    assert "--clear-secrets" in words and _flag(words, "set-secrets") is None
+    assert "--no-allow-unauthenticated" in words and "--allow-unauthenticated" not in words
+    # the interpreter's call does not leave through a VPC, so Cloud Run would not count it as
+    # internal: all ingress, and IAM decides
+    assert _flag(words, "ingress") == "all"
+    # locked in the deploy itself: no revision serves with Cloud Run's defaults
+    assert _flag(words, "execution-environment") == "gen2"
+    assert _flag(words, "vpc-egress") == "all-traffic"
+    assert not [w for w in gcloud_lines(lines) if w[1:4] == ["run", "services", "update"]]
+    network, subnet = _flag(words, "network"), _flag(words, "subnet")
     firewall = next(
         w for w in gcloud_lines(lines) if w[1:4] == ["compute", "firewall-rules", "create"]
     )
     assert _flag(firewall, "network") == network
     assert (_flag(firewall, "direction"), _flag(firewall, "action")) == ("EGRESS", "DENY")
     assert _flag(firewall, "destination-ranges") == "0.0.0.0/0"
-    # the interpreter's settings are changed only after it is deployed
-    assert lines.index(shlex.join(updates[0])) > lines.index(shlex.join(deploy))
+    subnets = [
+        w for w in gcloud_lines(lines) if w[1:5] == ["compute", "networks", "subnets", "create"]
+    ]
+    assert [(w[5], _flag(w, "network")) for w in subnets] == [(subnet, network)]
+    assert "--no-enable-private-ip-google-access" in subnets[0]
+    # its account has no role anywhere, and only the interpreter may call it
+    assert _grants(lines, f"serviceAccount:{SANDBOX_SA}") == set()
+    on_sandbox = [
+        (_flag(w, "member"), _flag(w, "role"))
+        for w in gcloud_lines(lines)
+        if "add-iam-policy-binding" in w and w[1:3] == ["run", "services"] and w[4] == "sandbox"
+    ]
+    assert on_sandbox == [(f"serviceAccount:{INTERPRETER_SA}", "roles/run.invoker")]
+    # in no lobby: nothing pushes to it, the registry does not know it
+    assert not [line for line in lines if "sandbox-PLACEHOLDER" in line and "subscriptions" in line]
+    assert not [line for line in lines if line.startswith("env ") and " sandbox" in line]
+
+
+def test_the_interpreter_stores_and_publishes_and_calls_only_the_sandbox(
+    printed: dict[str, list[str]],
+) -> None:
+    lines = printed["deploy"]
+    deploy = _deploys(lines)["interpreter"]
+    assert _flag(deploy, "service-account") == INTERPRETER_SA
+    assert "--clear-secrets" in deploy and _flag(deploy, "set-secrets") is None
+    assert _flag(deploy, "ingress-settings") == "internal-only"
+    # normal egress: it must reach Firestore and Pub/Sub
+    assert not [w for w in deploy if w.startswith(("--vpc-connector", "--egress-settings"))]
+    assert _grants(lines, f"serviceAccount:{INTERPRETER_SA}") == {
+        ("projects", PROJECT, "roles/datastore.user"),
+        ("pubsub topics", "coding", "roles/pubsub.publisher"),
+        ("run services", "sandbox", "roles/run.invoker"),
+    }
+    # it learns the sandbox's URL, after the sandbox is deployed and callable by it
+    url_line = next(
+        line
+        for line in lines
+        if line.startswith("gcloud run services describe sandbox ") and "status.url" in line
+    )
+    assert _env_vars(deploy)["AGENTLOBBY_SANDBOX_URL"] == "https://sandbox-PLACEHOLDER.a.run.app"
+    sandbox_deploy = shlex.join(_run_deploys(lines)["sandbox"])
+    grant = next(line for line in lines if "add-iam-policy-binding sandbox " in line)
+    assert lines.index(sandbox_deploy) < lines.index(url_line) < lines.index(shlex.join(deploy))
+    assert lines.index(grant) < lines.index(shlex.join(deploy))
 
 
 def test_each_membership_is_a_push_subscription_with_dead_letters(
@@ -217,7 +299,7 @@ def test_each_membership_is_a_push_subscription_with_dead_letters(
 ) -> None:
     lines = printed["deploy"]
     subs = {w[4]: w for w in gcloud_lines(lines) if w[1:4] == ["pubsub", "subscriptions", "create"]}
-    invoker = f"agentlobby-invoker@{PROJECT}.iam.gserviceaccount.com"
+    invoker = INVOKER_SA
     for lobby, agents in LOBBIES.items():
         for agent in agents:
             words = subs[f"agentlobby-{lobby}-{agent}"]
@@ -226,6 +308,9 @@ def test_each_membership_is_a_push_subscription_with_dead_letters(
             assert endpoint.endswith(f"/projects/{PROJECT}/topics/{lobby}"), endpoint
             assert _flag(words, "push-auth-service-account") == invoker
             assert _flag(words, "ack-deadline") == "600"
+            # the library's audience too (lobby.ensure_push_subscription): the function's URL
+            audience = endpoint.removesuffix(f"/projects/{PROJECT}/topics/{lobby}")
+            assert _flag(words, "push-auth-token-audience") == audience
             assert _flag(words, "dead-letter-topic") == (
                 f"projects/{PROJECT}/topics/agentlobby-dead-letter"
             )
@@ -294,6 +379,8 @@ def test_teardown_removes_what_deploy_creates(printed: dict[str, list[str]]) -> 
         if verb_at is None or words[1] == "firestore" or "versions" in words:
             continue
         kind = " ".join(words[1:verb_at])
+        if kind == "run":  # `gcloud run deploy` makes a service
+            kind = "run services"
         name = words[verb_at + 1]
         if kind == "iam service-accounts":
             name = f"{name}@{PROJECT}.iam.gserviceaccount.com"
@@ -529,7 +616,7 @@ def test_the_sink_sees_gcloud_traffic_when_it_happens(tmp_path: Path) -> None:
         server.close()
 
 
-# --- a second run changes nothing ------------------------------------------------------------
+# --- real runs against a fake gcloud ----------------------------------------------------------
 
 FAKE_GCLOUD = r"""
 import json, os, sys
@@ -537,7 +624,6 @@ args = sys.argv[1:]
 state = json.load(open(os.environ["FAKE_STATE"]))
 with open(os.environ["FAKE_LOG"], "a") as log:
     log.write(json.dumps([os.path.basename(sys.argv[0]), *args]) + "\n")
-line = " ".join(args)
 fmt = next((a.split("=", 1)[1] for a in args if a.startswith("--format=")), "")
 if os.path.basename(sys.argv[0]) == "agentlobby":
     if args[:2] == ["agents", "--json"]:
@@ -558,38 +644,85 @@ elif args[:3] == ["secrets", "versions", "list"]:
 elif args[:2] == ["functions", "describe"]:
     name = args[2]
     if "labels" in fmt:
-        print("ACTIVE\t" + state["digests"][name])
+        print("ACTIVE\t" + state["digests"].get(name, "stale"))
     else:
         print(f"https://{name}-abc123-ew.a.run.app")
 elif args[:3] == ["run", "services", "describe"]:
-    print(json.dumps({"spec": {"template": {"metadata": {"annotations": {
-        "run.googleapis.com/execution-environment": "gen2",
-        "run.googleapis.com/vpc-access-egress": "all-traffic",
-        "run.googleapis.com/network-interfaces":
-            '[{"network":"agentlobby-sandbox","subnetwork":"agentlobby-sandbox"}]'}}}}},
-        indent=2))
+    name = args[3]
+    if fmt == "value(status.url)":
+        print(f"https://{name}-abc123-ew.a.run.app")
+    else:
+        service = state["services"][name]
+        service["metadata"] = {"labels": {"agentlobby_deploy": state["digests"].get(name, "stale")}}
+        print(json.dumps(service, indent=2))
 elif args[:3] == ["run", "services", "get-iam-policy"]:
     print("{}")
 """
 
 
-def run_against_existing(
-    tmp_path: Path, *, stale: tuple[str, ...] = ()
-) -> tuple[list[list[str]], list[list[str]], str]:
-    """A real (not dry) deploy against a fake gcloud for which everything exists, unchanged but
-    for the functions in `stale`. Returns (gcloud calls, agentlobby calls, stderr)."""
-    # A copy of the deploy root, so that edits to functions/ during the test change no digest.
-    repo = tmp_path / "repo"
+def _service(
+    account: str, *, network: bool = False, gen2: bool = False, ready: bool = True
+) -> dict[str, object]:
+    """A Cloud Run service as `gcloud run services describe --format=json` shows it."""
+    notes = {}
+    if gen2:
+        notes["run.googleapis.com/execution-environment"] = "gen2"
+    if network:
+        notes["run.googleapis.com/vpc-access-egress"] = "all-traffic"
+        notes["run.googleapis.com/network-interfaces"] = json.dumps(
+            [{"network": SANDBOX_NETWORK, "subnetwork": SANDBOX_NETWORK, "tags": [SANDBOX_NETWORK]}]
+        )
+    return {
+        "spec": {
+            "template": {
+                "metadata": {"annotations": notes},
+                "spec": {
+                    "serviceAccountName": f"agentlobby-{account}@{PROJECT}.iam.gserviceaccount.com"
+                },
+            }
+        },
+        "status": {
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+            "latestCreatedRevisionName": "x-00002",
+            "latestReadyRevisionName": "x-00002" if ready else "x-00001",
+        },
+    }
+
+
+def _services(**changes: dict[str, object]) -> dict[str, dict[str, object]]:
+    """Every function's service as deployed: the sandbox locked, the others plain."""
+    rows = [
+        line.split()
+        for line in (REPO / "infra" / "functions.conf").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    services = {row[0]: _service(row[5]) for row in rows}
+    services["sandbox"] = _service("sandbox", network=True, gen2=True)
+    return services | changes
+
+
+@pytest.fixture(scope="module")
+def frozen_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the deploy root and infra/, so that edits to functions/ while the tests run
+    change no digest between runs."""
+    repo = tmp_path_factory.mktemp("repo")
     for part in ("infra", "functions"):
         shutil.copytree(
             REPO / part, repo / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
         )
-    deploy = repo / "infra" / "deploy.sh"
-    digests = {}
-    for words in gcloud_lines(dry_run(deploy, tmp_path=tmp_path)):
-        if words[1:3] == ["functions", "deploy"]:
-            labels = dict(kv.split("=") for kv in (_flag(words, "update-labels") or "").split(","))
-            digests[words[3]] = "stale" if words[3] in stale else labels["agentlobby_deploy"]
+    return repo
+
+
+def fake_run(
+    repo: Path,
+    tmp_path: Path,
+    *,
+    digests: dict[str, str],
+    services: dict[str, dict[str, object]],
+) -> tuple[list[list[str]], list[list[str]], str]:
+    """A real (not dry) deploy against a fake gcloud for which every resource exists, each
+    function with the label in `digests` (else an outdated one) and its Cloud Run service as in
+    `services`. Returns (gcloud calls, agentlobby calls, stderr)."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     script = tmp_path / "fake.py"
@@ -601,10 +734,10 @@ def run_against_existing(
     log = tmp_path / "calls.jsonl"
     state = tmp_path / "state.json"
     members = {a: [lobby for lobby, agents in LOBBIES.items() if a in agents] for a in AGENTS}
-    state.write_text(json.dumps({"digests": digests, "members": members}))
+    state.write_text(json.dumps({"digests": digests, "members": members, "services": services}))
     env = _script_env(bin_dir) | {"FAKE_LOG": str(log), "FAKE_STATE": str(state)}
     result = subprocess.run(
-        ["bash", str(deploy), "--project", PROJECT, "--region", REGION],
+        ["bash", str(repo / "infra" / "deploy.sh"), "--project", PROJECT, "--region", REGION],
         env=env,
         capture_output=True,
         text=True,
@@ -617,66 +750,130 @@ def run_against_existing(
     return gcloud_calls, [c for c in calls if c[0] == "agentlobby"], result.stderr
 
 
+def _deploy_calls(gcloud_calls: list[list[str]]) -> dict[str, list[str]]:
+    return {c[3]: c for c in gcloud_calls if c[1:3] in (["functions", "deploy"], ["run", "deploy"])}
+
+
+@pytest.fixture(scope="module")
+def first_run(frozen_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> list[list[str]]:
+    """A real run for which every function is out of date: it deploys them all."""
+    calls, _, _ = fake_run(
+        frozen_repo, tmp_path_factory.mktemp("first"), digests={}, services=_services()
+    )
+    return calls
+
+
+@pytest.fixture(scope="module")
+def digests(first_run: list[list[str]]) -> dict[str, str]:
+    """The label each function got from the first run."""
+    found = {}
+    for name, words in _deploy_calls(first_run).items():
+        labels = dict(kv.split("=") for kv in (_flag(words, "update-labels") or "").split(","))
+        found[name] = labels["agentlobby_deploy"]
+    return found
+
+
 def _changes(gcloud_calls: list[list[str]]) -> list[str]:
     return [
         shlex.join(c)
         for c in gcloud_calls
-        if {"create", "deploy", "add", "modify-push-config"} & set(c[:5])
-        and c[1:5] != ["firestore", "indexes", "composite", "create"]
+        if {"create", "deploy", "add", "modify-push-config", "remove-iam-policy-binding"}
+        & set(c[:5])
+        or c[1:4] == ["run", "services", "update"]
+        if c[1:5] != ["firestore", "indexes", "composite", "create"]
     ]
+
+
+def _offline_check_of(gcloud_calls: list[list[str]], request: pytest.FixtureRequest) -> None:
+    """The commands only a real run makes (describes, policy reads, updates) parse too."""
+    if GCLOUD is not None:
+        check_offline(
+            [c for c in gcloud_calls if c[1:3] != ["auth", "list"]],
+            request.getfixturevalue("sink"),
+        )
+
+
+def test_a_first_run_hands_the_interpreter_the_sandbox_url(
+    first_run: list[list[str]], request: pytest.FixtureRequest
+) -> None:
+    deploys = _deploy_calls(first_run)
+    assert set(deploys) == {"user", "sandbox", "dead-letters", *AGENTS}
+    url = "https://sandbox-abc123-ew.a.run.app"  # what the sandbox's describe answered
+    assert _env_vars(deploys["interpreter"])["AGENTLOBBY_SANDBOX_URL"] == url
+    others = [name for name, w in deploys.items() if name != "interpreter"]
+    assert not [
+        name for name in others if any(k.endswith("_URL") for k in _env_vars(deploys[name]))
+    ]
+    _offline_check_of(first_run, request)
 
 
 def test_a_second_run_creates_and_deploys_nothing(
-    tmp_path: Path, request: pytest.FixtureRequest
+    frozen_repo: Path, digests: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    gcloud_calls, registry_calls, stderr = run_against_existing(tmp_path)
+    gcloud_calls, registry_calls, stderr = fake_run(
+        frozen_repo, tmp_path, digests=digests, services=_services()
+    )
     changes = _changes(gcloud_calls)
     assert not changes, "a second run changed things:\n" + "\n".join(changes)
-    assert not [c for c in gcloud_calls if c[1:4] == ["run", "services", "update"]]
-    assert stderr.count("not redeployed") == len(AGENTS) + 2
+    assert stderr.count("not redeployed") == len(AGENTS) + 3
     registry = [c[1:3] for c in registry_calls]
     assert registry.count(["agents", "register"]) == len(AGENTS)
     assert ["enter"] not in [r[:1] for r in registry], "memberships entered again"
-    # the commands only a real run makes (updates, policy reads) parse too
-    if GCLOUD is not None:
-        check_offline(
-            [c for c in gcloud_calls if c[1:3] != ["auth", "list"]],
-            request.getfixturevalue("sink"),
-        )
+    _offline_check_of(gcloud_calls, request)
 
 
-def test_a_changed_interpreter_gets_no_pushes_until_it_is_locked_down(
-    tmp_path: Path, request: pytest.FixtureRequest
+@pytest.mark.parametrize(
+    "case",
+    [
+        "changed",  # new code or settings
+        "off-network",  # someone took it off the sandbox network by hand
+        "not-gen2",  # or back to the default execution environment
+        "not-ready",  # its newest revision never started
+    ],
+)
+def test_a_changed_or_unlocked_sandbox_is_deployed_again_locked_in_one_command(
+    case: str, frozen_repo: Path, digests: dict[str, str], tmp_path: Path
 ) -> None:
-    gcloud_calls, _, _ = run_against_existing(tmp_path, stale=("interpreter",))
+    wanted = dict(digests)
+    services = _services()
+    if case == "changed":
+        del wanted["sandbox"]
+    elif case == "off-network":
+        services["sandbox"] = _service("sandbox", network=False, gen2=True)
+    elif case == "not-gen2":
+        services["sandbox"] = _service("sandbox", network=True, gen2=False)
+    else:
+        services["sandbox"] = _service("sandbox", network=True, gen2=True, ready=False)
+    gcloud_calls, _, stderr = fake_run(frozen_repo, tmp_path, digests=wanted, services=services)
+    changes = [shlex.split(c) for c in _changes(gcloud_calls)]
+    assert [c[1:4] for c in changes] == [["run", "deploy", "sandbox"]]
+    words = changes[0]
+    assert _flag(words, "execution-environment") == "gen2"
+    assert _flag(words, "vpc-egress") == "all-traffic"
+    assert _flag(words, "network") == SANDBOX_NETWORK
+    assert _flag(words, "service-account") == SANDBOX_SA
+    assert "--clear-secrets" in words and "--no-allow-unauthenticated" in words
+    if case in ("off-network", "not-gen2"):
+        assert "sandbox: not locked down as deployed" in stderr
+    # the interpreter keeps the same URL: it is not deployed again
+    assert stderr.count("not redeployed") == len(AGENTS) + 2
+
+
+def test_a_redeployed_interpreter_leaves_the_sandbox_network(
+    frozen_repo: Path, digests: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A project deployed when the interpreter still ran the code itself."""
+    wanted = {name: d for name, d in digests.items() if name != "interpreter"}
+    services = _services(interpreter=_service("sandbox", network=True, gen2=True))
+    gcloud_calls, _, _ = fake_run(frozen_repo, tmp_path, digests=wanted, services=services)
     changes = _changes(gcloud_calls)
-    sub = "agentlobby-coding-interpreter"
-    assert [c.split()[1:4] for c in changes] == [
-        ["pubsub", "subscriptions", "modify-push-config"],
+    assert [shlex.split(c)[1:4] for c in changes] == [
         ["functions", "deploy", "interpreter"],
+        ["run", "services", "update"],
     ]
-    assert shlex.split(changes[0])[4] == sub
-    assert _flag(shlex.split(changes[0]), "push-endpoint") == ""  # a pull subscription
-    joined = [shlex.join(c) for c in gcloud_calls]
-    deployed = joined.index(changes[1])
-    locked = next(
-        i
-        for i, c in enumerate(gcloud_calls)
-        if c[1:5] == ["run", "services", "update", "interpreter"]
-    )
-    pushed_again = next(
-        i
-        for i, c in enumerate(gcloud_calls)
-        if c[1:4] == ["pubsub", "subscriptions", "update"]
-        and c[4] == sub
-        and (_flag(c, "push-endpoint") or "").startswith("https://")
-    )
-    assert deployed < locked < pushed_again
-    if GCLOUD is not None:
-        check_offline(
-            [c for c in gcloud_calls if c[1:3] != ["auth", "list"]],
-            request.getfixturevalue("sink"),
-        )
+    update = shlex.split(changes[1])
+    assert update[4] == "interpreter" and "--clear-network" in update
+    _offline_check_of(gcloud_calls, request)
 
 
 # --- shellcheck ------------------------------------------------------------------------------
