@@ -93,7 +93,8 @@ def run_remote(source: str, config: Settings, timeout_s: float, memory_mb: int) 
             return result
     except urllib.error.HTTPError as exc:
         detail = exc.read()[:500].decode("utf-8", "replace")
-        if exc.code in (400, 401, 403, 404, 413, 422):
+        # 401/403 stay transient: a fresh run.invoker grant takes minutes to reach Cloud Run.
+        if exc.code in (400, 404, 413, 422):
             raise InvalidMessage(f"the sandbox refused the run ({exc.code}): {detail}") from exc
         raise BackendUnavailable(f"the sandbox answered {exc.code}: {detail}") from exc
     except (OSError, ValueError) as exc:
