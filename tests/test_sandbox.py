@@ -165,6 +165,8 @@ def test_exit_codes_and_tracebacks_look_like_python() -> None:
 def test_bad_inputs_are_refused_before_running() -> None:
     with pytest.raises(InvalidMessage, match="relative path"):
         run_python("", files={"../escape.py": b""})
+    with pytest.raises(InvalidMessage, match="under the file 'data'"):
+        run_python("", files={"data": b"", "data/input.csv": b""})
     with pytest.raises(ConfigError, match="timeout_s"):
         SandboxLimits(timeout_s=0)
 
@@ -226,6 +228,20 @@ def test_nothing_is_written_on_the_host(level: str) -> None:
     assert "wrote /tmp/" in result.stdout  # the sandbox's own tmpfs
     assert f"wrote /usr/{marker}" not in result.stdout
     assert [p for p in targets if os.path.exists(p)] == []
+
+
+@pytest.mark.parametrize("level", NAMESPACE_LEVELS)
+def test_the_devices_in_dev_work(level: str) -> None:
+    result = run(
+        """
+        import subprocess
+        print(len(open("/dev/urandom", "rb").read(8)), open("/dev/zero", "rb").read(2))
+        print(open("/dev/null", "w").write("gone"), open("/dev/null", "rb").read())
+        print(subprocess.run(["echo", "x"], stdout=subprocess.DEVNULL).returncode)
+        """,
+        level,
+    )
+    assert result.stdout == "8 b'\\x00\\x00'\n4 b''\n0\n", result
 
 
 # --- limits -----------------------------------------------------------------------------------

@@ -124,13 +124,16 @@ def run_python(
         levels = [level for level in levels if level not in _unavailable] or ["rlimits"]
     else:
         levels = [isolation]
+    entries = _entries(source, files or {})
     why: list[str] = []
     for level in levels:
-        base = _prepare(source, files or {})
+        # The namespace levels unpack the files into their own tmpfs: no directory on the host.
+        base = _prepare(entries) if level == "rlimits" else None
         try:
-            result = _run_once(level, base, limits, python or interpreter(), why)
+            result = _run_once(level, base, entries, limits, python or interpreter(), why)
         finally:
-            _remove(base)
+            if base is not None:
+                _remove(base)
         if result is not None:
             return result
         if isolation == "auto":
@@ -141,23 +144,47 @@ def run_python(
     )
 
 
-def _prepare(source: str, files: Mapping[str, bytes]) -> str:
-    """A private directory: work/ holds main.py and the files, root/ is the mount point."""
+def _entries(source: str, files: Mapping[str, bytes]) -> dict[str, bytes]:
+    """main.py and the files, every name checked to be a relative path inside the directory."""
+    entries = dict(files)
+    entries["main.py"] = source.encode()
+    for name in entries:
+        parts = name.split("/")
+        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
+            raise InvalidMessage(f"sandbox file name {name!r} must be a relative path like a/b.py")
+        for end in range(1, len(parts)):
+            if "/".join(parts[:end]) in entries:
+                raise InvalidMessage(
+                    f"sandbox file name {name!r} puts a file under the file "
+                    f"{'/'.join(parts[:end])!r}: rename one of them"
+                )
+    return entries
+
+
+def _pack(entries: Mapping[str, bytes]) -> int:
+    """The files in a memfd for the helper (sandbox_init.unpack reads this format)."""
+    fd = _high(os.memfd_create("agentlobby-sandbox-files", os.MFD_CLOEXEC))
+    chunks = []
+    for name, data in entries.items():
+        raw = name.encode()
+        chunks += [b"%d %d\n" % (len(raw), len(data)), raw, data]
+    payload = memoryview(b"".join(chunks))
+    while payload:
+        payload = payload[os.write(fd, payload) :]
+    return fd
+
+
+def _prepare(entries: Mapping[str, bytes]) -> str:
+    """A private directory for the rlimits levels: work/ holds main.py and the files."""
     tmp = os.environ.get("TMPDIR") or "/tmp"
     if os.geteuid() == 0 and not _traversable(tmp):
         tmp = "/tmp"  # the uid levels drop to a fresh uid before they enter the directory
     base = os.path.join(tmp, "agentlobby-sandbox-" + os.urandom(8).hex())
     os.mkdir(base, 0o700)
-    for sub in ("work", "root", "tmp"):
+    for sub in ("work", "tmp"):
         os.mkdir(os.path.join(base, sub), 0o700)
-    entries = dict(files)
-    entries["main.py"] = source.encode()
     for name, data in entries.items():
-        parts = name.split("/")
-        if name.startswith("/") or any(p in ("", ".", "..") for p in parts):
-            _remove(base)
-            raise InvalidMessage(f"sandbox file name {name!r} must be a relative path like a/b.py")
-        path = os.path.join(base, "work", *parts)
+        path = os.path.join(base, "work", *name.split("/"))
         os.makedirs(os.path.dirname(path), 0o700, exist_ok=True)
         with open(path, "wb") as f:
             f.write(data)
@@ -165,18 +192,25 @@ def _prepare(source: str, files: Mapping[str, bytes]) -> str:
 
 
 def _run_once(
-    level: str, base: str, limits: SandboxLimits, python: str, why: list[str]
+    level: str,
+    base: str | None,
+    entries: Mapping[str, bytes],
+    limits: SandboxLimits,
+    python: str,
+    why: list[str],
 ) -> ExecutionResult | None:
     uid = UID_BASE + int.from_bytes(os.urandom(4), "big") % UID_SPAN
-    if level in ("rlimits", "userns") and os.geteuid() == 0:  # the helper drops to uid first
-        os.chmod(base, 0o711)
-        for sub in ("work", "tmp", "root"):
-            _chown_tree(os.path.join(base, sub), uid)
-    config = {
-        "level": level,
-        "workdir": os.path.join(base, "work"),
-        "rootdir": os.path.join(base, "root"),
-        "tmp": os.path.join(base, "tmp"),
+    config = {"level": level}
+    files = -1
+    if base is None:
+        files = _pack(entries)
+    else:
+        config.update(workdir=os.path.join(base, "work"), tmp=os.path.join(base, "tmp"))
+        if os.geteuid() == 0:  # the helper drops to uid first
+            os.chmod(base, 0o711)
+            for sub in ("work", "tmp"):
+                _chown_tree(os.path.join(base, sub), uid)
+    config |= {
         "uid": str(uid),
         "gid": str(uid),
         "timeout": repr(limits.timeout_s),
@@ -188,7 +222,11 @@ def _run_once(
     }
     argv = [python, "-I", "-S", "-u", "-c", HELPER, *(f"{k}={v}" for k, v in config.items())]
     started = time.monotonic()
-    pid, streams = _spawn(python, argv)
+    try:
+        pid, streams = _spawn(python, argv, files)
+    finally:
+        if files >= 0:
+            os.close(files)
     try:
         out, err, status, stopped = _collect(pid, streams, limits, started)
     finally:
@@ -224,8 +262,9 @@ def _run_once(
     )
 
 
-def _spawn(python: str, argv: list[str]) -> tuple[int, list[int]]:
-    """Start the helper in its own session with stdin /dev/null and fds 1, 2, 3 as our pipes."""
+def _spawn(python: str, argv: list[str], files: int) -> tuple[int, list[int]]:
+    """Start the helper in its own session with stdin /dev/null, fds 1, 2, 3 as our pipes and
+    fd 4 the packed files (if files >= 0)."""
     ours, theirs = [], []
     for _ in range(3):
         r, w = os.pipe()
@@ -234,6 +273,8 @@ def _spawn(python: str, argv: list[str]) -> tuple[int, list[int]]:
     null = _high(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
     actions = [(os.POSIX_SPAWN_DUP2, null, 0)]
     actions += [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(theirs, 1)]
+    if files >= 0:
+        actions.append((os.POSIX_SPAWN_DUP2, files, 4))
     restore = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
     try:
@@ -251,8 +292,8 @@ def _spawn(python: str, argv: list[str]) -> tuple[int, list[int]]:
 
 
 def _high(fd: int) -> int:
-    """Move fd above 3 so dup2 into 0-3 in the child cannot clobber another source."""
-    if fd > 3:
+    """Move fd above 4 so dup2 into 0-4 in the child cannot clobber another source."""
+    if fd > 4:
         return fd
     moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
     os.close(fd)

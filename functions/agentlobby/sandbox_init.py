@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import _ctypes
 import _signal as signal
+import gc
 import os
 import resource
 import sys
 import time
 
-STATUS_FD = 3
+STATUS_FD, FILES_FD = 3, 4
 NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -62,7 +63,9 @@ class Libc:
     _handle = _ctypes.dlopen(None, os.RTLD_NOW)  # type: ignore[arg-type]
 
     def __getattr__(self, name: str) -> CFunction:
-        return CFunction((name, Libc))  # type: ignore[arg-type]
+        function = CFunction((name, Libc))  # type: ignore[arg-type]
+        setattr(self, name, function)  # looked up once, not on every call
+        return function
 
 
 libc = Libc()
@@ -117,20 +120,33 @@ def become(uid: int, gid: int) -> None:
     os.setresuid(uid, uid, uid)
 
 
-def bind(src: str, dst: str, *, writable: bool = False) -> None:
-    """Bind src at dst, read-only unless asked, keeping the flags the source mount locks."""
+def bind(src: str, dst: str) -> None:
+    """Bind src at dst read-only, keeping the flags the source mount locks."""
     mount(src, dst, None, MS_BIND | MS_REC)
     st = os.statvfs(src)
     keep = st.f_flag & (MS_NOSUID | MS_NODEV | MS_NOEXEC | 1024 | 2048 | (1 << 21))
-    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | keep | (0 if writable else MS_RDONLY)
+    flags = MS_REMOUNT | MS_BIND | MS_NOSUID | MS_NODEV | keep | MS_RDONLY
     mount(None, dst, None, flags)
+
+
+def mount_point() -> str:
+    """Where to build the root: any directory will do, since our mount namespace is private and
+    the old root is detached afterwards, so nothing is created on (or left behind on) the host."""
+    for name in ("/tmp", "/mnt", "/opt", "/srv", "/home", "/var"):
+        if os.path.isdir(name) and not os.path.islink(name):
+            return name
+    raise OSError(2, "no directory to build the sandbox's root on (/tmp is missing)")
 
 
 def build_root(cfg: dict[str, str]) -> None:
     """Make a tmpfs root holding /usr, the interpreter, /dev, /proc, /tmp and /work; pivot in."""
-    root = cfg["rootdir"]
+    root = mount_point()
     uid, gid = int(cfg["uid"]), int(cfg["gid"])
     tmpfs_opts = f"size={cfg['tmpfs']},nr_inodes=8192"
+    prefix = os.path.realpath(sys.base_prefix)
+    outside_usr = prefix != "/usr" and not prefix.startswith("/usr/")
+    # The prefix may lie under the mount point (a Python in /tmp): hold it open before covering.
+    held = os.open(prefix, os.O_PATH | os.O_CLOEXEC) if outside_usr else -1
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     mount("sandbox", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m")
     os.mkdir(f"{root}/usr")
@@ -141,10 +157,10 @@ def build_root(cfg: dict[str, str]) -> None:
         elif os.path.isdir(f"/{top}"):
             os.mkdir(f"{root}/{top}")
             bind(f"/{top}", f"{root}/{top}")
-    prefix = os.path.realpath(sys.base_prefix)
-    if prefix != "/usr" and not prefix.startswith("/usr/"):
+    if outside_usr:
         os.makedirs(root + prefix)
-        bind(prefix, root + prefix)
+        bind(f"/proc/self/fd/{held}", root + prefix)
+        os.close(held)
     os.mkdir(f"{root}/etc")
     for name in SAFE_ETC:
         src, dst = f"/etc/{name}", f"{root}/etc/{name}"
@@ -166,9 +182,9 @@ def build_root(cfg: dict[str, str]) -> None:
         with open(f"{root}/etc/{name}", "w") as f:
             f.write(text)
     os.mkdir(f"{root}/dev")
-    for dev in DEVICES:
+    for dev in DEVICES:  # a plain bind: MS_NODEV would make the device unusable
         open(f"{root}/dev/{dev}", "w").close()
-        bind(f"/dev/{dev}", f"{root}/dev/{dev}", writable=True)
+        mount(f"/dev/{dev}", f"{root}/dev/{dev}", None, MS_BIND)
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0")):
         os.symlink(target, f"{root}/dev/{name}")
     os.symlink("/proc/self/fd/1", f"{root}/dev/stdout")
@@ -178,7 +194,6 @@ def build_root(cfg: dict[str, str]) -> None:
         mount(
             "sandbox", f"{root}/{path}", "tmpfs", MS_NOSUID | MS_NODEV, f"mode={mode},{tmpfs_opts}"
         )
-    copy_tree(cfg["workdir"], f"{root}/work", uid, gid)
     os.mkdir(f"{root}/proc")
     mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     check(libc.sethostname(b"sandbox", 7), "sethostname")
@@ -194,21 +209,45 @@ def build_root(cfg: dict[str, str]) -> None:
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def copy_tree(src: str, dst: str, uid: int, gid: int) -> None:
+def read_files() -> bytes:
+    """The run's files as the host packed them into the memfd at FILES_FD (sandbox._pack)."""
+    size = os.fstat(FILES_FD).st_size
+    chunks, done = [], 0
+    while done < size:
+        chunk = os.pread(FILES_FD, size - done, done)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        done += len(chunk)
+    os.close(FILES_FD)
+    return b"".join(chunks)
+
+
+def unpack(files: bytes, dst: str, uid: int, gid: int) -> None:
+    """Write the packed files (`<name length> <data length>\\n<name><data>`, repeated) to dst.
+    The host checked the names: relative, no `..`, no empty parts."""
     os.chown(dst, uid, gid)
-    for here, dirs, files in os.walk(src):
-        rel = os.path.relpath(here, src)
-        target = dst if rel == "." else os.path.join(dst, rel)
-        for name in dirs:
-            os.mkdir(os.path.join(target, name))
-            os.chown(os.path.join(target, name), uid, gid)
-        for name in files:
-            with open(os.path.join(here, name), "rb") as f:
-                data = f.read()
-            path = os.path.join(target, name)
-            with open(path, "wb") as f:
-                f.write(data)
-            os.chown(path, uid, gid)
+    at = 0
+    while at < len(files):
+        end = files.index(b"\n", at)
+        name_len, data_len = map(int, files[at:end].split())
+        name = os.fsdecode(files[end + 1 : end + 1 + name_len])
+        at = end + 1 + name_len + data_len
+        path = os.path.join(dst, name)
+        parent = dst
+        for part in name.split("/")[:-1]:
+            parent = os.path.join(parent, part)
+            if not os.path.isdir(parent):
+                os.mkdir(parent, 0o755)
+                os.chown(parent, uid, gid)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        try:
+            view = memoryview(files)[at - data_len : at]
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fchown(fd, uid, gid)
+        finally:
+            os.close(fd)
 
 
 def drop_privileges(level: str, cfg: dict[str, str]) -> None:
@@ -355,6 +394,10 @@ def kill_all() -> None:
 def init(level: str, cfg: dict[str, str]) -> None:
     """Fork the code's process, wait for it within the wall clock, clean up, report. Exits."""
     reason_r, reason_w = os.pipe()
+    # The code's process inherits this interpreter's objects copy-on-write. Frozen, the garbage
+    # collector never walks them there, so the code's final collection at exit does not copy
+    # every page they live on: that walk made the code's exit 0.7 ms slower than python's.
+    gc.freeze()
     code_pid = os.fork()
     if code_pid == 0:
         os.close(reason_r)
@@ -410,7 +453,8 @@ def main() -> None:
     del sys.modules["sandbox_init"]  # the code gets a clean module table
     level = cfg["level"]
     signal.pthread_sigmask(signal.SIG_BLOCK, WAIT_SET)
-    os.closerange(STATUS_FD + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    keep = STATUS_FD if level == "rlimits" else FILES_FD  # the rlimits levels get a directory
+    os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     try:
         enter(level, cfg)
     except OSError as exc:
@@ -425,6 +469,7 @@ def main() -> None:
         init(level, cfg)
     child = os.fork()
     if child:
+        os.close(FILES_FD)
         supervise(child)
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -433,6 +478,11 @@ def main() -> None:
         build_root(cfg)
     except OSError as exc:
         report(f"unavailable {level}: {exc}")
+        os._exit(0)
+    try:
+        unpack(read_files(), "/work", int(cfg["uid"]), int(cfg["gid"]))
+    except (OSError, ValueError) as exc:
+        report(f"error cannot write the files into /work: {exc}")
         os._exit(0)
     report("isolation " + ("namespaces+uid" if level == "namespaces" else "userns"))
     init(level, cfg)
