@@ -160,9 +160,13 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
     content = _content(post)
     _check_lobby(config.project, lobby)
     key = headers.get("idempotency-key")
-    message_id = uuid.uuid5(_IDEMPOTENCY, f"{lobby}/{key}").hex if key else new_id()
     conversation_id = post.conversation_id or (
         uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex if key else new_id()
+    )
+    # The key is scoped to its conversation: agents remember deliveries by message id across
+    # conversations, so the same key in two conversations must not make the same id.
+    message_id = (
+        uuid.uuid5(_IDEMPOTENCY, f"{lobby}/{conversation_id}/{key}").hex if key else new_id()
     )
     envelope = check_size(
         Envelope(
