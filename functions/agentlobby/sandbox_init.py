@@ -21,13 +21,12 @@ One file on purpose: it is imported by a bare interpreter from this directory, n
 agentlobby package (whose __init__ may import what the sandbox's Python lacks).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` (importing it costs 0.07 ms): the annotations that
+# Python 3.9 cannot evaluate are strings.
 import _ctypes
 import _signal as signal
 import gc
 import os
-import resource
 import sys
 import time
 
@@ -42,6 +41,15 @@ SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
 WAIT_SET = {signal.SIGCHLD, signal.SIGTERM}
 SAFE_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "localtime", "mime.types")
 DEVICES = ("null", "zero", "full", "random", "urandom")
+# Linux's generic rlimit numbers (alpha, mips and sparc number them otherwise: resource knows).
+RLIMIT_CPU, RLIMIT_FSIZE, RLIMIT_CORE, RLIMIT_NPROC, RLIMIT_NOFILE, RLIMIT_AS = 0, 1, 4, 6, 7, 9
+if os.uname().machine.startswith(("alpha", "mips", "sparc")):
+    import resource
+
+    RLIMIT_CPU, RLIMIT_FSIZE = resource.RLIMIT_CPU, resource.RLIMIT_FSIZE
+    RLIMIT_CORE, RLIMIT_NPROC = resource.RLIMIT_CORE, resource.RLIMIT_NPROC
+    RLIMIT_NOFILE, RLIMIT_AS = resource.RLIMIT_NOFILE, resource.RLIMIT_AS
+RLIM_INFINITY = (1 << 64) - 1
 
 
 class CInt(_ctypes._SimpleCData):  # type: ignore[type-arg]  # what ctypes.c_int is
@@ -50,6 +58,15 @@ class CInt(_ctypes._SimpleCData):  # type: ignore[type-arg]  # what ctypes.c_int
 
 class CULong(_ctypes._SimpleCData):  # type: ignore[type-arg]  # what ctypes.c_ulong is
     _type_ = "L"
+
+
+class CULongLong(_ctypes._SimpleCData):  # type: ignore[type-arg]  # what ctypes.c_ulonglong is
+    _type_ = "Q"
+
+
+class RLimit(_ctypes.Array):  # type: ignore[type-arg]  # struct rlimit64 {cur, max}
+    _type_ = CULongLong
+    _length_ = 2
 
 
 class CFunction(_ctypes.CFuncPtr):  # what ctypes.CDLL(None, use_errno=True).f is
@@ -78,14 +95,25 @@ def check(result: int, what: str) -> int:
     return result
 
 
+def getrlimit(which: int) -> tuple[int, int]:
+    """resource.getrlimit without importing resource (a shared library: 0.17 ms to load)."""
+    old = RLimit()
+    check(libc.prlimit64(0, which, None, old), f"getrlimit({which})")
+    return old[0], old[1]
+
+
+def setrlimit(which: int, soft: int, hard: int) -> None:
+    check(libc.prlimit64(0, which, RLimit(soft, hard), None), f"setrlimit({which})")
+
+
 def prctl(option: int, arg: int) -> None:
     check(libc.prctl(option, CULong(arg), 0, 0, 0), f"prctl({option})")
 
 
 def mount(
-    src: str | None, dst: str, fstype: str | None, flags: int, data: str | None = None
+    src: "str | None", dst: str, fstype: "str | None", flags: int, data: "str | None" = None
 ) -> None:
-    def enc(s: str | None) -> bytes | None:
+    def enc(s: "str | None") -> "bytes | None":
         return None if s is None else os.fsencode(s)
 
     check(libc.mount(enc(src), enc(dst), enc(fstype), CULong(flags), enc(data)), dst)
@@ -264,7 +292,7 @@ def drop_privileges(level: str, cfg: dict[str, str]) -> None:
     prctl(PR_SET_NO_NEW_PRIVS, 1)
 
 
-def classify(exc: BaseException | None) -> str:
+def classify(exc: "BaseException | None") -> str:
     """Which limit, if any, an uncaught exception says the code ran into."""
     seen = 0
     while exc is not None and seen < 8:
@@ -332,16 +360,16 @@ def confine(level: str, cfg: dict[str, str], work: str) -> None:
     os.chdir(work)
     mem, cpu = int(cfg["mem"]), int(cfg["cpu"])
     for limit, (soft, hard) in (
-        (resource.RLIMIT_AS, (mem, mem)),
-        (resource.RLIMIT_CPU, (cpu, cpu + 1)),
-        (resource.RLIMIT_NPROC, (int(cfg["nproc"]), int(cfg["nproc"]))),
-        (resource.RLIMIT_FSIZE, (int(cfg["fsize"]), int(cfg["fsize"]))),
-        (resource.RLIMIT_CORE, (0, 0)),
+        (RLIMIT_AS, (mem, mem)),
+        (RLIMIT_CPU, (cpu, cpu + 1)),
+        (RLIMIT_NPROC, (int(cfg["nproc"]), int(cfg["nproc"]))),
+        (RLIMIT_FSIZE, (int(cfg["fsize"]), int(cfg["fsize"]))),
+        (RLIMIT_CORE, (0, 0)),
     ):
-        ceiling = resource.getrlimit(limit)[1]  # a host that set lower limits keeps them
-        if ceiling != resource.RLIM_INFINITY:
+        ceiling = getrlimit(limit)[1]  # a host that set lower limits keeps them
+        if ceiling != RLIM_INFINITY:
             soft, hard = min(soft, ceiling), min(hard, ceiling)
-        resource.setrlimit(limit, (soft, hard))
+        setrlimit(limit, soft, hard)
     drop_privileges(level, cfg)
     bindir = os.path.dirname(sys.executable)
     path = "/usr/local/bin:/usr/bin:/bin"
@@ -454,7 +482,7 @@ def main() -> None:
     level = cfg["level"]
     signal.pthread_sigmask(signal.SIG_BLOCK, WAIT_SET)
     keep = STATUS_FD if level == "rlimits" else FILES_FD  # the rlimits levels get a directory
-    os.closerange(keep + 1, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    os.closerange(keep + 1, getrlimit(RLIMIT_NOFILE)[0])
     try:
         enter(level, cfg)
     except OSError as exc:
