@@ -344,6 +344,53 @@ def test_no_network_not_even_loopback(level: str) -> None:
         listener.close()
 
 
+@pytest.mark.parametrize("level", NAMESPACE_LEVELS)
+def test_two_concurrent_runs_cannot_reach_each_other(level: str) -> None:
+    """Abstract unix sockets live in the network namespace: a shared one would join runs."""
+    import threading
+
+    name = f"agentlobby-test-{time.time_ns()}"
+    listen = f"""
+        import socket, time
+        server = socket.socket(socket.AF_UNIX)
+        server.bind("\\0{name}")
+        server.listen(1)
+        own = socket.socket(socket.AF_UNIX)
+        own.connect("\\0{name}")  # the listener is real: its own run reaches it
+        server.accept()
+        print("own run connected")
+        server.settimeout(2.5)
+        try:
+            server.accept()
+            print("another run connected")
+        except OSError:
+            print("nobody else came")
+    """
+    connect = f"""
+        import socket, time
+        for _ in range(15):
+            try:
+                socket.socket(socket.AF_UNIX).connect("\\0{name}")
+                print("connected")
+                break
+            except OSError as exc:
+                error = exc.errno
+            time.sleep(0.1)
+        else:
+            print("refused", error)
+    """
+    results: dict[str, ExecutionResult] = {}
+    listener = threading.Thread(target=lambda: results.update(listen=run(listen, level)))
+    listener.start()
+    try:
+        time.sleep(0.3)
+        results["connect"] = run(connect, level)
+    finally:
+        listener.join()
+    assert results["listen"].stdout == "own run connected\nnobody else came\n", results["listen"]
+    assert results["connect"].stdout == "refused 111\n", results["connect"]  # ECONNREFUSED
+
+
 @pytest.mark.parametrize("level", ALL_LEVELS)
 def test_environment_holds_nothing_of_the_host(level: str, monkeypatch: pytest.MonkeyPatch) -> None:
     secret = f"s3cret-{time.time_ns()}"
