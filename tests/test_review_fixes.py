@@ -6,10 +6,16 @@ import json
 import urllib.request
 from typing import Any
 
+from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.client import UserClient
+from agentlobby.config import Settings
+from agentlobby.conversations import Conversations
+from agentlobby.messages import Envelope, TextContent, new_id, now, reply_id
+from agentlobby.push import PushedMessage
+from agentlobby.runtime import _replies, deliver_pushed
 from agentlobby.stack_state import StackInfo
 from tests.conftest import wait_for_messages
-from tests.lobby_support import create_lobby_with, settings_for
+from tests.lobby_support import create_lobby_with, recording, settings_for
 
 
 def post_with_key(info: StackInfo, lobby: str, body: dict[str, Any], key: str) -> dict[str, str]:
@@ -45,3 +51,92 @@ def test_one_idempotency_key_in_two_conversations_posts_two_messages(
     assert [
         (m["sender"], m["text"]) for m in messages if m["parent_id"] == second["message_id"]
     ] == [("echo", "second")]
+
+
+def started_conversation(settings: Settings, lobby: str) -> Envelope:
+    """A running conversation with one user message in it, as the user agent leaves it."""
+    envelope = Envelope(
+        id=new_id(),
+        conversation_id=new_id(),
+        lobby=lobby,
+        sender="user",
+        content=TextContent(text="judge this"),
+        created_at=now(),
+    )
+    Conversations(settings.project).start(envelope, "running")
+    return envelope
+
+
+def pushed(message: Envelope) -> PushedMessage:
+    return PushedMessage(message.lobby, new_id(), message.attributes(), message.to_json_bytes())
+
+
+def judge_spec(answers: list[bool], calls: list[bool]) -> AgentSpec:
+    """A judge whose model answers `answers` in turn: fail means feedback, pass ends it."""
+
+    def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
+        passed = answers[len(calls)]
+        calls.append(passed)
+        if not passed:
+            return [Outgoing(content=TextContent(text="fail: try again"))]
+        return [
+            Outgoing(content=TextContent(text="pass")),
+            Outgoing(
+                content=TextContent(text="succeeded"), ends_conversation="succeeded", reason=None
+            ),
+        ]
+
+    return AgentSpec(
+        name="judge", description="test", listens_to=frozenset({"text"}), handle=handle
+    )
+
+
+def test_a_rerun_after_a_crash_resends_the_stored_replies_and_never_mixes_two_runs(
+    info: StackInfo, lobby_name: str
+) -> None:
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name)
+    message = started_conversation(settings, lobby_name)
+    conversations = Conversations(settings.project)
+    # The first run judged "fail", stored its reply, and died before publishing it.
+    first_run = Envelope(
+        id=reply_id("judge", message.id, 0),
+        conversation_id=message.conversation_id,
+        lobby=lobby_name,
+        sender="judge",
+        content=TextContent(text="fail: try again"),
+        parent_id=message.id,
+        hops=1,
+        created_at=now(),
+    )
+    conversations.record(first_run)
+    calls: list[bool] = []
+    with recording(info.project, lobby_name) as tail:
+        # The redelivery: asked again, the model would now say "pass".
+        deliver_pushed(judge_spec([True], calls), pushed(message), settings)
+        heard = tail.messages(settle_s=1.0)
+    assert calls == []  # the model is not asked a second time
+    texts = [m.text() for m in conversations.transcript(message.conversation_id)]
+    assert texts == ["judge this", "fail: try again"]
+    assert [m.id for m in heard] == [first_run.id]  # the stored reply is published after all
+    assert conversations.get(message.conversation_id).status == "running"
+
+
+def test_a_rerun_of_a_stored_final_reply_still_ends_the_conversation(
+    info: StackInfo, lobby_name: str
+) -> None:
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name)
+    message = started_conversation(settings, lobby_name)
+    calls: list[bool] = []
+    spec = judge_spec([True, False], calls)
+    # The first run stored both replies, then died before publishing and ending the conversation.
+    replies = _replies(spec, message, settings)
+    conversations = Conversations(settings.project)
+    assert conversations.record_replies(message, replies) == replies
+    assert conversations.get(message.conversation_id).status == "running"
+    deliver_pushed(spec, pushed(message), settings)
+    assert calls == [True]
+    assert conversations.get(message.conversation_id).status == "succeeded"
+    texts = [m.text() for m in conversations.transcript(message.conversation_id)]
+    assert texts == ["judge this", "pass", "succeeded"]

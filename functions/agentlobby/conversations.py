@@ -2,22 +2,35 @@
 
 `conversations/{id}` holds the status; `conversations/{id}/messages/{message_id}` holds one
 envelope each, sorted by `order_key` (creation time, causal by construction). A message is
-written with create(), so the first write of an id wins and a redelivery cannot duplicate it.
+written with create(), so the first write of an id wins and a redelivery cannot duplicate it;
+an agent's replies to one message are written together, so a rerun finds all of them or none.
 Token use is derived from the transcript rather than kept in a counter: no hot document.
 """
 
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from agentlobby.backends import firestore_client
 from agentlobby.errors import UnknownConversation
-from agentlobby.messages import Envelope, Identifier, LobbyName, Usage, Wire, now, order_key
+from agentlobby.messages import (
+    Envelope,
+    Identifier,
+    LobbyName,
+    Usage,
+    Wire,
+    now,
+    order_key,
+    reply_id,
+)
 
 Status = Literal["open", "running", "succeeded", "failed"]
 TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+# Stored beside the envelope in a message document, never part of it.
+_STORAGE_FIELDS = ("order_key", "ends_conversation", "end_reason")
 
 
 class ConversationRecord(Wire):
@@ -42,6 +55,19 @@ class DeadLetter(Wire):
     reason: str
     payload_excerpt: str
     recorded_at: datetime
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An agent's reply as stored: the envelope, and the status it ends its conversation with."""
+
+    envelope: Envelope
+    ends_conversation: Status | None = None
+    reason: str | None = None
+
+
+def _stored_envelope(body: dict[str, Any]) -> Envelope:
+    return Envelope.model_validate({k: v for k, v in body.items() if k not in _STORAGE_FIELDS})
 
 
 class Conversations:
@@ -108,18 +134,47 @@ class Conversations:
             ref.create(self._message_body(envelope))
             return envelope, True
         except exceptions.AlreadyExists:
-            stored = ref.get().to_dict()
-            stored.pop("order_key", None)
-            return Envelope.model_validate(stored), False
+            return _stored_envelope(ref.get().to_dict()), False
+
+    def record_replies(self, parent: Envelope, replies: list[Reply]) -> list[Reply]:
+        """Store one handler run's replies in one write, all or none; returns what is stored.
+
+        When an earlier run (a redelivery, a concurrent duplicate) stored its replies first,
+        those are returned instead: a handler that calls a model answers differently each
+        time, and mixing two runs' replies would contradict itself.
+        """
+        from google.api_core import exceptions
+
+        if not replies:
+            return []
+        batch = self._db.batch()
+        for reply in replies:
+            body = self._message_body(reply.envelope)
+            if reply.ends_conversation is not None:
+                body |= {"ends_conversation": reply.ends_conversation, "end_reason": reply.reason}
+            batch.create(self._message_doc(reply.envelope), body)
+        try:
+            batch.commit()
+        except exceptions.AlreadyExists:
+            return self.stored_replies(parent, replies[0].envelope.sender)
+        return replies
+
+    def stored_replies(self, parent: Envelope, agent: str) -> list[Reply]:
+        """The replies an earlier run of `agent` stored for `parent`: their ids are derived."""
+        messages = self._doc(parent.conversation_id).collection("messages")
+        out: list[Reply] = []
+        while True:
+            snap = messages.document(reply_id(agent, parent.id, len(out))).get()
+            if not snap.exists:
+                return out
+            body = snap.to_dict()
+            out.append(
+                Reply(_stored_envelope(body), body.get("ends_conversation"), body.get("end_reason"))
+            )
 
     def transcript(self, conversation_id: str) -> list[Envelope]:
         query = self._doc(conversation_id).collection("messages").order_by("order_key")
-        out = []
-        for snap in query.stream():
-            body = snap.to_dict()
-            body.pop("order_key", None)
-            out.append(Envelope.model_validate(body))
-        return out
+        return [_stored_envelope(snap.to_dict()) for snap in query.stream()]
 
     def finish(self, conversation_id: str, status: Status, reason: str | None = None) -> bool:
         """Move to a final status once; a later call (a redelivery) changes nothing."""

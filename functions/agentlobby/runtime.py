@@ -6,8 +6,9 @@ The order of a delivery:
 3. exclusive agents take a leased claim; a fresh claim held elsewhere means "retry later";
 4. run the handler; reply ids are derived from (agent, incoming id, index), so a rerun after
    a crash produces the same ids;
-5. store each reply in the transcript with create() (first write wins) and publish what is
-   stored, so a rerun republishes the first version, never a second one;
+5. store the replies in the transcript in one create() batch (first run wins) and publish what
+   is stored; a rerun finds the stored replies first and republishes them without running the
+   handler again, so two runs' answers never mix;
 6. mark the delivery done. A crash anywhere before this leaves it to the redelivery.
 Transient errors and bugs propagate once the claim is released, so the redelivery can take it
 at once: functions-framework answers 500 and Pub/Sub redelivers, until the subscription's
@@ -24,7 +25,7 @@ from typing import Any
 from agentlobby import lobby as pubsub_lobby
 from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.config import Settings, settings
-from agentlobby.conversations import Conversations, DeadLetter
+from agentlobby.conversations import Conversations, DeadLetter, Reply
 from agentlobby.deliveries import Claim, Deliveries
 from agentlobby.errors import (
     DeliveryInProgress,
@@ -90,13 +91,16 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
     try:
-        outgoing, replies = _replies(spec, message, config)
         conversations = Conversations(config.project)
-        for item, reply in zip(outgoing, replies, strict=True):
-            stored, _ = conversations.record(reply)
-            pubsub_lobby.publish(config.project, stored)
-            if item.ends_conversation is not None:
-                conversations.finish(message.conversation_id, item.ends_conversation, item.reason)
+        # Replies an earlier run stored decide this delivery: a handler that calls a model
+        # answers differently each time, so it is not asked again and two runs never mix.
+        stored = conversations.stored_replies(message, spec.name)
+        if not stored:
+            stored = conversations.record_replies(message, _replies(spec, message, config))
+        for reply in stored:
+            pubsub_lobby.publish(config.project, reply.envelope)
+            if reply.ends_conversation is not None:
+                conversations.finish(message.conversation_id, reply.ends_conversation, reply.reason)
     except PermanentError as exc:
         log.warning("giving up on %s: %s", message.id, exc, extra=fields)
         excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
@@ -109,9 +113,7 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
     deliveries.finish(spec.name, message.id)
 
 
-def _replies(
-    spec: AgentSpec, message: Envelope, config: Settings
-) -> tuple[list[Outgoing], list[Envelope]]:
+def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Reply]:
     ctx = AgentContext(agent=spec.name, lobby=message.lobby, settings=config)
     outgoing = list(spec.handle(message, ctx))
     if outgoing and message.hops + 1 > config.max_hops:
@@ -119,7 +121,10 @@ def _replies(
             f"{spec.name} would reply at hop {message.hops + 1}, past the limit of "
             f"{config.max_hops} (AGENTLOBBY_MAX_HOPS): agents are probably answering each other"
         )
-    return outgoing, [_envelope(spec.name, message, item, i) for i, item in enumerate(outgoing)]
+    return [
+        Reply(_envelope(spec.name, message, item, i), item.ends_conversation, item.reason)
+        for i, item in enumerate(outgoing)
+    ]
 
 
 def _envelope(agent: str, parent: Envelope, item: Outgoing, index: int) -> Envelope:
