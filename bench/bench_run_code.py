@@ -5,7 +5,10 @@ The command is `.venv/bin/agentlobby run-code FILE` when the venv has the consol
 imports on top of the sandboxed run. Baselines, measured in the same run and interleaved round
 by round with the command: `python3` on PATH running FILE (what a user would type; on a pyenv
 machine a shell shim), the real interpreter behind it, and the interpreter the sandbox uses.
-Goal: at most 1.5x against plain python3.
+Goal: at most 1.5x against plain python3. Which python3 decides the verdict, so each is
+printed: the PATH one is what a user types, the one behind it is the same program without a
+pyenv shim, and the sandbox's own interpreter is the honest floor (the venv's Python alone
+takes longer to start than it takes to run the file).
 This is a benchmark, not a test: it prints and never fails.
 Usage: python bench/bench_run_code.py [--runs N]
 """
