@@ -2,8 +2,9 @@
 
 sandbox.py never imports this file: a bare interpreter (`python -I -S -u`) imports it and calls
 main(), so it must run under whichever Python the sandbox uses, with the standard library only,
-and start in a few milliseconds: no json, no subprocess, and `_signal` and `_ctypes` rather than
-`signal` (which builds enums) and `ctypes` (which builds a type zoo). It plays three parts, each a
+and start in a few milliseconds: no json, no subprocess, no resource (prlimit64 through libc), and
+`_signal` and `_ctypes` rather than `signal` (which builds enums) and `ctypes` (which builds a
+type zoo). It plays three parts, each a
 process:
 
     supervisor   started by the host; enters new namespaces (unshare) and forks the init;
@@ -15,7 +16,8 @@ process:
 
 fd 3 carries one line per event to the host: `unavailable <why>` (try a lower level),
 `isolation <level>`, `error <why>` (the code could not be started), and last
-`exit <code|signal|none> <number> <reason|->`.
+`exit <code|signal|none> <number> <reason|->`. At the namespace levels fd 4 is a memfd holding
+main.py and the files (see unpack), which init writes into the sandbox's own /work.
 
 One file on purpose: it is imported by a bare interpreter from this directory, not as part of the
 agentlobby package (whose __init__ may import what the sandbox's Python lacks).
