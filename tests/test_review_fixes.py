@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import secrets
 import urllib.request
 from typing import Any
+
+import pytest
 
 from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.client import UserClient
 from agentlobby.config import Settings
 from agentlobby.conversations import Conversations
+from agentlobby.deliveries import Claim, Deliveries
 from agentlobby.messages import Envelope, TextContent, new_id, now, reply_id
 from agentlobby.push import PushedMessage
 from agentlobby.runtime import _replies, deliver_pushed
 from agentlobby.stack_state import StackInfo
+from local_emulator.stack import Stack
 from tests.conftest import wait_for_messages
 from tests.lobby_support import create_lobby_with, recording, settings_for
 
@@ -140,3 +146,57 @@ def test_a_rerun_of_a_stored_final_reply_still_ends_the_conversation(
     assert conversations.get(message.conversation_id).status == "succeeded"
     texts = [m.text() for m in conversations.transcript(message.conversation_id)]
     assert texts == ["judge this", "pass", "succeeded"]
+
+
+def dead_letter_push(info: StackInfo, message: Envelope, agent: str) -> bytes:
+    """What the dead-letter topic pushes once Pub/Sub gave up delivering `message` to `agent`."""
+    source = f"projects/{info.project}/subscriptions/agentlobby-{message.lobby}-{agent}"
+    attributes = {
+        **message.attributes(),
+        "CloudPubSubDeadLetterSourceSubscription": source,
+        "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+    }
+    body = {
+        "message": {
+            "data": base64.b64encode(message.to_json_bytes()).decode(),
+            "attributes": attributes,
+            "messageId": str(secrets.randbelow(10**9)),
+            "publishTime": now().isoformat().replace("+00:00", "Z"),
+        },
+        "subscription": f"projects/{info.project}/subscriptions/agentlobby-dead-letter-recorder",
+    }
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("delivery", "status", "letters"),
+    [("held", "running", 1), ("done", "running", 0), ("never", "failed", 1)],
+)
+def test_a_dead_lettered_duplicate_fails_nothing_while_the_message_is_handled(
+    stack: Stack,
+    info: StackInfo,
+    user: UserClient,
+    lobby_name: str,
+    delivery: str,
+    status: str,
+    letters: int,
+) -> None:
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name)
+    message = started_conversation(settings, lobby_name)
+    deliveries = Deliveries(settings.project)
+    if delivery != "never":  # the checker's first delivery has it in hand, or finished it
+        assert deliveries.claim("checker", message.id, 600.0) is Claim.TAKEN
+    if delivery == "done":
+        deliveries.finish("checker", message.id)
+    url = stack.url("dead_letters") + f"/projects/{info.project}/topics/agentlobby-dead-letter"
+    request = urllib.request.Request(
+        url,
+        data=dead_letter_push(info, message, "checker"),
+        method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status == 200
+    conversation = user.conversation(message.conversation_id)
+    assert (conversation["status"], len(conversation["dead_letters"])) == (status, letters)

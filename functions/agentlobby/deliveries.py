@@ -44,6 +44,18 @@ class Deliveries:
         snap = self._doc(agent, message_id).get()
         return bool(snap.exists and snap.get("state") == "done")
 
+    def progress(self, agent: str, message_id: str) -> Claim | None:
+        """How a delivery stands, seen from outside: DONE, BUSY (a live claim holds it), or
+        None (never started, or its holder died). A dead letter of a duplicate that was told
+        to wait while another delivery worked loses nothing unless this says None."""
+        snap = self._doc(agent, message_id).get()
+        current = (snap.to_dict() if snap.exists else None) or {}
+        if current.get("state") == "done":
+            return Claim.DONE
+        if current.get("state") == "running" and current.get("lease_until", "") > now().isoformat():
+            return Claim.BUSY
+        return None
+
     def claim(self, agent: str, message_id: str, lease_s: float) -> Claim:
         from google.api_core import exceptions
 

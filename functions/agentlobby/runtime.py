@@ -197,7 +197,18 @@ def record_dead_lettered(event: Any) -> None:
     name = subscription.rsplit("/", 1)[-1]
     agent = name.rsplit("-", 1)[-1] if name.startswith("agentlobby-") else None
     reason = f"not processed after {attempts} delivery attempts to {subscription}"
+    # The attempts may all have been a duplicate told to wait (DeliveryInProgress) while
+    # another delivery of the same message did the work: then nothing was lost.
+    message_id = attrs.get("message_id")
+    progress = (
+        Deliveries(config.project).progress(agent, message_id) if agent and message_id else None
+    )
+    if progress is Claim.DONE:
+        log.info("dead letter of a duplicate: %s handled %s", agent, message_id)
+        return
     excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
     _dead_letter(config, agent, None, attrs, reason, excerpt)
+    if progress is Claim.BUSY:
+        return  # its holder is still at work: its outcome decides the conversation
     if conversation_id := attrs.get("conversation_id"):
         _fail_running(config, conversation_id, reason)
