@@ -26,8 +26,8 @@ class SubscriptionPolicy:
 
     ack_deadline_s: int = 600
     max_delivery_attempts: int = 5
-    min_retry_delay_s: int = 1
-    max_retry_delay_s: int = 60
+    min_retry_delay_s: int = 10
+    max_retry_delay_s: int = 600
 
 
 def topic_path(project: str, lobby: str) -> str:
@@ -94,8 +94,12 @@ def ensure_push_subscription(
     from google.protobuf import duration_pb2, field_mask_pb2
 
     types = pubsub_v1.types
+    url = push_endpoint(endpoint, project, lobby)
     oidc = (
-        types.PushConfig.OidcToken(service_account_email=push_auth_service_account)
+        # The audience is the function's URL, which is what Cloud Run checks the token against.
+        types.PushConfig.OidcToken(
+            service_account_email=push_auth_service_account, audience=endpoint.rstrip("/")
+        )
         if push_auth_service_account
         else None
     )
@@ -103,7 +107,7 @@ def ensure_push_subscription(
         name=subscription_path(project, lobby, agent),
         topic=topic_path(project, lobby),
         push_config=types.PushConfig(
-            push_endpoint=push_endpoint(endpoint, project, lobby),
+            push_endpoint=url,
             attributes={"x-goog-version": "v1"},
             oidc_token=oidc,
         ),

@@ -18,6 +18,8 @@ def policy_from(settings: Settings) -> pubsub_lobby.SubscriptionPolicy:
     return pubsub_lobby.SubscriptionPolicy(
         ack_deadline_s=settings.ack_deadline_s,
         max_delivery_attempts=settings.max_delivery_attempts,
+        min_retry_delay_s=settings.min_retry_delay_s,
+        max_retry_delay_s=max(settings.min_retry_delay_s, settings.max_retry_delay_s),
     )
 
 
