@@ -312,11 +312,17 @@ class Stack:
                 membership.enter(settings, target.name, lobby)
 
     def stop(self) -> None:
-        if self.model_server is not None:
-            self.model_server.stop()
-            self.model_server = None
-        processes.stop(list(reversed(self.children)))
-        self.children = []
+        """Stop everything started; each part even if another one failed to stop."""
+        try:
+            if self.model_server is not None:
+                self.model_server.stop()
+                self.model_server = None
+        finally:
+            processes.stop(list(reversed(self.children)))
+            self.children = []
+            self._restore_env()
+
+    def _restore_env(self) -> None:
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)

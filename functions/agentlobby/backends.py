@@ -28,6 +28,13 @@ def subscriber_client() -> pubsub_v1.SubscriberClient:
     return _subscriber(os.environ.get("PUBSUB_EMULATOR_HOST"))
 
 
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether an exception is Google's way of saying a backend failed (worth a retry later)."""
+    from google.api_core import exceptions
+
+    return isinstance(exc, exceptions.GoogleAPICallError | exceptions.RetryError)
+
+
 @functools.cache
 def _firestore(project: str, emulator: str | None) -> firestore.Client:
     from google.cloud import firestore

@@ -32,24 +32,27 @@ def run_chat(info: StackInfo, lobby: str, *, conversation_id: str | None = None)
 
         thread = threading.Thread(target=printer, daemon=True)
         thread.start()
-        if sys.stdin.isatty():
-            print(f"chatting in {lobby}; type a line and Enter, Ctrl-D to leave", file=sys.stderr)
-        for line in sys.stdin:
-            text = line.rstrip("\n")
-            if not text.strip():
-                continue
-            posted = client.post(lobby, text, conversation_id=conversation_id)
-            conversation_id = posted["conversation_id"]
-            last_seen[0] = time.monotonic()
-        # Stdin ended: let the replies to the last lines arrive before leaving.
-        started = time.monotonic()
-        while (
-            time.monotonic() - last_seen[0] < DRAIN_IDLE_S
-            and time.monotonic() - started < DRAIN_MAX_S
-        ):
-            time.sleep(0.1)
-        stop.set()
-        thread.join(timeout=2)
+        try:
+            if sys.stdin.isatty():
+                hint = f"chatting in {lobby}; type a line and Enter, Ctrl-D to leave"
+                print(hint, file=sys.stderr)
+            for line in sys.stdin:
+                text = line.rstrip("\n")
+                if not text.strip():
+                    continue
+                posted = client.post(lobby, text, conversation_id=conversation_id)
+                conversation_id = posted["conversation_id"]
+                last_seen[0] = time.monotonic()
+            # Stdin ended: let the replies to the last lines arrive before leaving.
+            started = time.monotonic()
+            while (
+                time.monotonic() - last_seen[0] < DRAIN_IDLE_S
+                and time.monotonic() - started < DRAIN_MAX_S
+            ):
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            thread.join(timeout=2)
     if conversation_id:
         print(f"conversation {conversation_id}", file=sys.stderr)
     return 0

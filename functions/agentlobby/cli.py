@@ -293,7 +293,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"agentlobby {args.command}: {exc}", file=sys.stderr)
         return 1
     except ValueError as exc:
-        print(f"agentlobby {args.command}: {exc}", file=sys.stderr)
+        from pydantic import ValidationError
+
+        from agentlobby.messages import describe_validation_error
+
+        message = (
+            describe_validation_error(exc, "argument")
+            if isinstance(exc, ValidationError)
+            else str(exc)
+        )
+        print(f"agentlobby {args.command}: {message}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return 130

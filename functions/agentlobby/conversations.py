@@ -177,17 +177,43 @@ class Conversations:
         return [_stored_envelope(snap.to_dict()) for snap in query.stream()]
 
     def finish(self, conversation_id: str, status: Status, reason: str | None = None) -> bool:
-        """Move to a final status once; a later call (a redelivery) changes nothing."""
-        current = self.get(conversation_id)
-        if current.status in TERMINAL:
-            return False
-        self._doc(conversation_id).update(
-            {"status": status, "reason": reason, "updated_at": now().isoformat()}
-        )
-        return True
+        """Move to a final status once; a later call (a redelivery) changes nothing.
 
-    def set_status(self, conversation_id: str, status: Status) -> None:
-        self._doc(conversation_id).update({"status": status, "updated_at": now().isoformat()})
+        The write is conditional on the document being unchanged since it was read, so two
+        steps finishing at once (a success and a dead letter) cannot overwrite each other.
+        """
+        from google.api_core import exceptions
+
+        ref = self._doc(conversation_id)
+        for _attempt in range(5):
+            snap = ref.get()
+            if not snap.exists:
+                raise UnknownConversation(conversation_id)
+            if snap.get("status") in TERMINAL:
+                return False
+            try:
+                ref.update(
+                    {"status": status, "reason": reason, "updated_at": now().isoformat()},
+                    option=self._db.write_option(last_update_time=snap.update_time),
+                )
+                return True
+            except (exceptions.FailedPrecondition, exceptions.Aborted):
+                continue  # changed meanwhile: read again
+        return False
+
+    def mark_running(self, conversation_id: str) -> None:
+        """open -> running, once; never touches a conversation that has moved on."""
+        from google.api_core import exceptions
+
+        ref = self._doc(conversation_id)
+        snap = ref.get()
+        if not snap.exists or snap.get("status") != "open":
+            return
+        with contextlib.suppress(exceptions.FailedPrecondition, exceptions.Aborted):
+            ref.update(
+                {"status": "running", "updated_at": now().isoformat()},
+                option=self._db.write_option(last_update_time=snap.update_time),
+            )
 
     def record_dead_letter(self, letter: DeadLetter) -> None:
         self._db.collection("dead_letters").document(letter.id).set(letter.model_dump(mode="json"))

@@ -98,9 +98,15 @@ class ModelClient:
             except (openai.APITimeoutError, openai.APIConnectionError) as exc:
                 raise ModelUnavailable(f"{self.agent}'s model did not answer: {exc}") from exc
             except openai.APIStatusError as exc:
+                if exc.status_code in (408, 409):  # timeout, conflict: worth another try
+                    raise ModelUnavailable(
+                        f"{self.agent}'s model answered {exc.status_code}: {exc.message}"
+                    ) from exc
                 raise ModelRejected(
                     f"{self.agent}'s model refused the request ({exc.status_code}): {exc.message}"
                 ) from exc
+            except openai.APIError as exc:  # an answer the client could not read
+                raise ModelUnavailable(f"{self.agent}'s model answered badly: {exc}") from exc
         text = (response.choices[0].message.content or "") if response.choices else ""
         usage = Usage(
             prompt_tokens=response.usage.prompt_tokens if response.usage else 0,

@@ -91,26 +91,31 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
     try:
-        conversations = Conversations(config.project)
-        # Replies an earlier run stored decide this delivery: a handler that calls a model
-        # answers differently each time, so it is not asked again and two runs never mix.
-        stored = conversations.stored_replies(message, spec.name)
-        if not stored:
-            stored = conversations.record_replies(message, _replies(spec, message, config))
-        for reply in stored:
-            pubsub_lobby.publish(config.project, reply.envelope)
-            if reply.ends_conversation is not None:
-                conversations.finish(message.conversation_id, reply.ends_conversation, reply.reason)
-    except PermanentError as exc:
-        log.warning("giving up on %s: %s", message.id, exc, extra=fields)
-        excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
-        _dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
-        _fail_running(config, message.conversation_id, f"{spec.name} gave up: {exc}")
+        try:
+            _handle(spec, message, config)
+        except PermanentError as exc:
+            log.warning("giving up on %s: %s", message.id, exc, extra=fields)
+            excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+            _dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
+            _fail_running(config, message.conversation_id, f"{spec.name} gave up: {exc}")
     except Exception:
         if spec.exclusive:
             deliveries.release(spec.name, message.id)  # the redelivery may start at once
         raise
     deliveries.finish(spec.name, message.id)
+
+
+def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
+    conversations = Conversations(config.project)
+    # Replies an earlier run stored decide this delivery: a handler that calls a model
+    # answers differently each time, so it is not asked again and two runs never mix.
+    stored = conversations.stored_replies(message, spec.name)
+    if not stored:
+        stored = conversations.record_replies(message, _replies(spec, message, config))
+    for reply in stored:
+        pubsub_lobby.publish(config.project, reply.envelope)
+        if reply.ends_conversation is not None:
+            conversations.finish(message.conversation_id, reply.ends_conversation, reply.reason)
 
 
 def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Reply]:

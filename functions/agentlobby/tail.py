@@ -48,7 +48,11 @@ class LobbyTail:
             )
         except exceptions.NotFound as exc:
             raise UnknownLobby(self.lobby) from exc
-        self._future = client.subscribe(self.subscription, callback=self._on_message)
+        try:
+            self._future = client.subscribe(self.subscription, callback=self._on_message)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def _on_message(self, message: Any) -> None:

@@ -24,8 +24,9 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from agentlobby import lobby as pubsub_lobby
+from agentlobby.backends import is_unavailable
 from agentlobby.config import Settings
-from agentlobby.conversations import Conversations, Status
+from agentlobby.conversations import Conversations
 from agentlobby.errors import (
     AgentlobbyError,
     InvalidMessage,
@@ -105,6 +106,11 @@ def handle_request(
         return {"error": f"temporarily unavailable, retry: {exc}"}, 503
     except AgentlobbyError as exc:
         return {"error": str(exc)}, 400
+    except Exception as exc:
+        if not is_unavailable(exc):
+            raise
+        log.warning("backend failed: %s", exc)
+        return {"error": f"Firestore or Pub/Sub failed, retry: {exc}"}, 503
 
 
 def _authorized(headers: dict[str, str], config: Settings) -> bool:
@@ -179,12 +185,12 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
         )
     )
     conversations = Conversations(config.project)
-    status: Status = "running" if content.kind == "task" else "open"
+    # "open" until an agent takes the work on: a task no member listens to stays visibly open.
     if post.conversation_id is None and key is None:
-        conversations.start(envelope, status)
+        conversations.start(envelope, "open")
         stored = envelope
     else:
-        conversations.open(conversation_id, lobby, status)
+        conversations.open(conversation_id, lobby, "open")
         stored, _ = conversations.record(envelope)
     pubsub_lobby.publish(config.project, stored)
     return {"conversation_id": stored.conversation_id, "message_id": stored.id}, 202

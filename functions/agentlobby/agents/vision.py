@@ -34,7 +34,7 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
     transcript = ctx.transcript(message.conversation_id)
     if any(m.kind == "spec" for m in transcript):
         return []  # a later user message in the same conversation is not a new task
-    ctx.conversations.set_status(message.conversation_id, "running")
+    ctx.conversations.mark_running(message.conversation_id)
     task = task_of(transcript)
     if task.image is None:
         return [Outgoing(content=SpecContent(text=task.text))]
