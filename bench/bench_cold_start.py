@@ -195,6 +195,14 @@ def _sample(listens_to: frozenset[str], lobby: str) -> tuple[Envelope, bool]:
 def first_request(target: FunctionTarget, project: str, token: str) -> dict[str, Any]:
     """The one request a target's probe serves: what that function gets first in real use."""
     json_headers = {"Content-Type": "application/json"}
+    if target.name == "sandbox":
+        return {
+            "method": "POST",
+            "path": "/run",
+            "body": json.dumps({"source": "print('cold start')"}),
+            "headers": json_headers,
+            "what": "POST /run",
+        }
     if target.kind == "http":
         return {
             "method": "POST",
