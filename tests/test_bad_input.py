@@ -209,3 +209,12 @@ def test_bad_pubsub_messages_are_acknowledged_and_recorded(
         ("user", "a good message first"),
         ("echo", "a good message first"),
     ]
+
+
+def test_a_task_no_member_takes_on_stays_open(user: UserClient) -> None:
+    """A task posted to chat (where only echo listens, and not to tasks) is not `running`."""
+    posted = user.post("chat", "write something", tests="assert True")
+    time.sleep(1.5)
+    state = user.conversation(posted["conversation_id"])
+    assert state["status"] == "open"
+    assert [m["kind"] for m in state["messages"]] == ["task"]
