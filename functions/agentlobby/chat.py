@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
@@ -16,7 +17,9 @@ DRAIN_MAX_S = 20.0
 
 
 def run_chat(info: StackInfo, lobby: str, *, conversation_id: str | None = None) -> int:
-    client = UserClient(info.user_url, info.api_token)
+    client = UserClient(
+        info.user_url, info.api_token, id_token=os.environ.get("AGENTLOBBY_ID_TOKEN")
+    )
     last_seen = [time.monotonic()]
     stop = threading.Event()
     with LobbyTail(info.project, lobby) as tail:

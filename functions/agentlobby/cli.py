@@ -27,6 +27,14 @@ def _connect() -> Any:
     return info
 
 
+def _user_client(info: Any) -> Any:
+    """The HTTP client; AGENTLOBBY_ID_TOKEN passes IAM in front of a deployed user function."""
+    from agentlobby.client import UserClient
+
+    id_token = os.environ.get("AGENTLOBBY_ID_TOKEN")
+    return UserClient(info.user_url, info.api_token, id_token=id_token)
+
+
 def _settings() -> Any:
     from agentlobby.config import load_settings
 
@@ -142,11 +150,10 @@ def cmd_leave(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from agentlobby.client import UserClient
     from agentlobby.follow import follow_conversation
 
     info = _connect()
-    client = UserClient(info.user_url, info.api_token)
+    client = _user_client(info)
     posted = client.post(args.lobby, args.text, conversation_id=args.conversation)
     print(json.dumps(posted))
     if args.wait:
@@ -157,11 +164,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from agentlobby.client import UserClient
     from agentlobby.follow import follow_conversation
 
     info = _connect()
-    client = UserClient(info.user_url, info.api_token)
+    client = _user_client(info)
     return follow_conversation(client, info.project, args.conversation_id, args.timeout)
 
 

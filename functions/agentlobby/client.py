@@ -19,19 +19,24 @@ class ApiError(AgentlobbyError):
 
 
 class UserClient:
-    def __init__(self, base_url: str, token: str, timeout_s: float = 30.0) -> None:
+    """`id_token` is for a deployment behind IAM: Cloud Run checks it in its own header and
+    leaves `Authorization` (the API token) to the function."""
+
+    def __init__(
+        self, base_url: str, token: str, timeout_s: float = 30.0, id_token: str | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.timeout_s = timeout_s
+        self.id_token = id_token
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            self.base_url + path,
-            data=data,
-            method=method,
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        if self.id_token:
+            headers["X-Serverless-Authorization"] = f"Bearer {self.id_token}"
+        url = self.base_url + path
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 return json.loads(response.read() or b"null")
