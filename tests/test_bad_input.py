@@ -199,11 +199,12 @@ def test_bad_pubsub_messages_are_acknowledged_and_recorded(
     assert {(x["agent"], x["conversation_id"], x["lobby"]) for x in recorded} == {
         ("echo", cid, lobby_name)
     }
-    # Acknowledged: a retried push would record the same problem again (its key has a
-    # timestamp), and after the last attempt the dead-letter topic would record one more.
+    # Acknowledged: a retried push would count its letter's `times` up, and after the last
+    # attempt the dead-letter topic would record one more.
     time.sleep(RETRY_WINDOW_S)
     conversation = user.conversation(cid)
     assert len(conversation["dead_letters"]) == len(bad)
+    assert [letter["times"] for letter in conversation["dead_letters"]] == [1] * len(bad)
     # None of it was answered: the transcript is the good message and its echo.
     assert [(m["sender"], m["text"]) for m in conversation["messages"]] == [
         ("user", "a good message first"),

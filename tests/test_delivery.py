@@ -215,3 +215,29 @@ def test_a_handler_that_always_fails_ends_on_the_dead_letter_topic(
     )
     assert "always-raise please give up" in letter["payload_excerpt"]
     assert [m["sender"] for m in user.conversation(cid)["messages"]] == ["user"]
+
+
+def test_a_redelivered_unreadable_push_is_one_dead_letter(
+    stack: Stack, info: StackInfo, user: UserClient
+) -> None:
+    """The same malformed push twice: one dead letter that counts two arrivals."""
+    posted = user.post("chat", "a conversation to attach the problem to")
+    cid = posted["conversation_id"]
+    body = json.dumps(
+        {
+            "message": {
+                "data": base64.b64encode(b'{"not": "an envelope"}').decode(),
+                "attributes": {"conversation_id": cid},
+                "messageId": f"bad-{cid}",
+                "publishTime": now().isoformat().replace("+00:00", "Z"),
+            },
+            "subscription": f"projects/{info.project}/subscriptions/x",
+        }
+    ).encode()
+    url = f"{stack.url('echo')}/projects/{info.project}/topics/chat"
+    assert push(url, body) == 200
+    assert push(url, body) == 200
+    letters = wait_for(lambda: user.conversation(cid)["dead_letters"])
+    assert len(letters) == 1
+    assert letters[0]["times"] == 2
+    assert letters[0]["id"] == f"echo__pubsub-bad-{cid}"

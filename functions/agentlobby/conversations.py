@@ -55,6 +55,7 @@ class DeadLetter(Wire):
     reason: str
     payload_excerpt: str
     recorded_at: datetime
+    times: int = 1  # how often this same problem arrived: more than 1 means redeliveries
 
 
 @dataclass(frozen=True)
@@ -216,7 +217,12 @@ class Conversations:
             )
 
     def record_dead_letter(self, letter: DeadLetter) -> None:
-        self._db.collection("dead_letters").document(letter.id).set(letter.model_dump(mode="json"))
+        """One document per problem: a redelivered copy counts up `times` instead of adding one."""
+        from google.cloud import firestore
+
+        body: dict[str, Any] = letter.model_dump(mode="json")
+        body["times"] = firestore.Increment(1)
+        self._db.collection("dead_letters").document(letter.id).set(body, merge=True)
 
     def dead_letters(self, conversation_id: str) -> list[DeadLetter]:
         from google.cloud.firestore_v1.base_query import FieldFilter

@@ -63,7 +63,8 @@ def deliver(event: Any, agent_module: str) -> None:
     try:
         pushed = read_push(event.get("source"), str(event.get("id") or ""), event.data)
     except InvalidMessage as exc:
-        _dead_letter(config, spec.name, None, {}, str(exc), repr(event.data)[:EXCERPT_CHARS])
+        excerpt = repr(event.data)[:EXCERPT_CHARS]
+        _dead_letter(config, spec.name, None, {}, str(exc), excerpt, str(event.get("id") or ""))
         return
     deliver_pushed(spec, pushed, config)
 
@@ -75,7 +76,7 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
         excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
         # The lobby it was delivered in, even when the attributes do not say.
         where = {**pushed.attributes, "lobby": pushed.lobby} if pushed.lobby else pushed.attributes
-        _dead_letter(config, spec.name, None, where, str(exc), excerpt)
+        _dead_letter(config, spec.name, None, where, str(exc), excerpt, pushed.pubsub_message_id)
         return
     if message.kind not in spec.listens_to or message.sender == spec.name:
         return
@@ -155,10 +156,13 @@ def _dead_letter(
     attributes: dict[str, str],
     reason: str,
     excerpt: str,
+    delivery_id: str | None = None,
 ) -> None:
+    """Record a problem once per message: keyed by the envelope's id, else Pub/Sub's."""
     message_id = message.id if message else attributes.get("message_id")
     conversation_id = message.conversation_id if message else attributes.get("conversation_id")
-    key = f"{agent or 'unknown'}__{message_id or now().strftime('%Y%m%dT%H%M%S%f')}"
+    fallback = f"pubsub-{delivery_id}" if delivery_id else now().strftime("%Y%m%dT%H%M%S%f")
+    key = f"{agent or 'unknown'}__{message_id or fallback}"
     letter = DeadLetter(
         id=key,
         conversation_id=conversation_id,
@@ -212,7 +216,7 @@ def record_dead_lettered(event: Any) -> None:
         log.info("dead letter of a duplicate: %s handled %s", agent, message_id)
         return
     excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
-    _dead_letter(config, agent, None, attrs, reason, excerpt)
+    _dead_letter(config, agent, None, attrs, reason, excerpt, pushed.pubsub_message_id)
     if progress is Claim.BUSY:
         return  # its holder is still at work: its outcome decides the conversation
     if conversation_id := attrs.get("conversation_id"):
