@@ -26,6 +26,7 @@ from pydantic import Field, ValidationError
 
 from agentlobby.config import Settings
 from agentlobby.errors import BackendUnavailable, InvalidMessage
+from agentlobby.logs import configure
 from agentlobby.messages import MAX_TEXT_CHARS, Wire, describe_validation_error
 
 if TYPE_CHECKING:
@@ -48,6 +49,7 @@ def handle_run(
     method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
 ) -> tuple[dict[str, Any], int]:
     """The sandbox function: limits asked for are capped by the function's own settings."""
+    configure(config.log_level)
     from agentlobby.sandbox import SandboxLimits, run_python
 
     if path.rstrip("/") == "/healthz":

@@ -35,6 +35,7 @@ from agentlobby.errors import (
     UnknownConversation,
     UnknownLobby,
 )
+from agentlobby.logs import configure
 from agentlobby.messages import (
     MAX_ENVELOPE_BYTES,
     MAX_TEXT_CHARS,
@@ -83,6 +84,7 @@ def handle_request(
     method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
 ) -> Response:
     """Route one request; pure apart from Firestore and Pub/Sub, so tests can drive it."""
+    configure(config.log_level)
     if path.rstrip("/") == "/healthz":
         return {"status": "ok"}, 200
     if not _authorized(headers, config):
