@@ -7,7 +7,10 @@ import subprocess
 import time
 from pathlib import Path
 
+from agentlobby import membership
 from agentlobby.client import UserClient
+from agentlobby.messages import now
+from agentlobby.registry import AgentRecord, Registry
 from agentlobby.stack_state import StackInfo
 from local_emulator.stack import Stack
 from tests.conftest import REPO, wait_for_messages
@@ -136,3 +139,27 @@ def test_two_echo_agents_do_not_answer_each_other(
     assert all(m["parent_id"] == posted["message_id"] for m in transcript[1:])
     assert transcript[0]["sender"] == "user"
     assert sorted(m.sender for m in heard) == ["echo", "echo_twin", "user"]
+
+
+def test_a_lobby_whose_members_take_tasks_makes_every_post_a_running_task(
+    info: StackInfo, user: UserClient, lobby_name: str
+) -> None:
+    """Where a member listens to tasks, plain text is a task and the conversation runs at once."""
+    settings = settings_for(info)
+    worker = f"worker_{lobby_name[2:]}"
+    Registry(info.project).put_agent(
+        AgentRecord(
+            name=worker,
+            endpoint="http://127.0.0.1:9",  # never answers: nothing will finish the task
+            listens_to=("task",),
+            registered_at=now(),
+        )
+    )
+    try:
+        create_lobby_with(settings, lobby_name, worker)
+        posted = user.post(lobby_name, "build me something")
+        state = user.conversation(posted["conversation_id"])
+        assert state["status"] == "running"
+        assert [m["kind"] for m in state["messages"]] == ["task"]
+    finally:
+        membership.leave(settings, worker, lobby_name)

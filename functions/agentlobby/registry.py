@@ -102,6 +102,13 @@ class Registry:
         ref.delete()
         return existed
 
+    def members(self, lobby: str) -> list[str]:
+        """The names of the agents in one lobby."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._db.collection("memberships").where(filter=FieldFilter("lobby", "==", lobby))
+        return sorted(str(snap.get("agent")) for snap in query.stream())
+
     def memberships(self) -> list[MembershipRecord]:
         docs = self._db.collection("memberships").stream()
         records = (MembershipRecord.model_validate(d.to_dict()) for d in docs)

@@ -18,6 +18,7 @@ import hmac
 import json
 import logging
 import re
+import time
 import uuid
 from typing import Annotated, Any
 
@@ -26,12 +27,13 @@ from pydantic import Field, ValidationError
 from agentlobby import lobby as pubsub_lobby
 from agentlobby.backends import is_unavailable
 from agentlobby.config import Settings
-from agentlobby.conversations import Conversations
+from agentlobby.conversations import Conversations, Status
 from agentlobby.errors import (
     AgentlobbyError,
     InvalidMessage,
     PayloadTooLarge,
     TransientError,
+    UnknownAgent,
     UnknownConversation,
     UnknownLobby,
 )
@@ -138,18 +140,24 @@ def _parse_body(body: bytes) -> PostMessage:
         raise InvalidMessage(describe_validation_error(exc, "message")) from exc
 
 
-def _content(post: PostMessage) -> TextContent | TaskContent:
+def _task_image(post: PostMessage) -> TaskImage | None:
+    if post.image is None:
+        return None
+    try:
+        return TaskImage.model_validate(
+            {"mime_type": post.image.mime_type, "data": post.image.data_base64}
+        )
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc, "image")) from exc
+
+
+def _content(
+    post: PostMessage, image: TaskImage | None, lobby_takes_tasks: bool
+) -> TextContent | TaskContent:
+    """A task where a member works on tasks (the coding lobby) or task fields are given."""
     task_fields = (post.tests, post.image, post.max_rounds, post.token_budget)
-    if all(value is None for value in task_fields):
+    if not lobby_takes_tasks and all(value is None for value in task_fields):
         return TextContent(text=post.text)
-    image = None
-    if post.image is not None:
-        try:
-            image = TaskImage.model_validate(
-                {"mime_type": post.image.mime_type, "data": post.image.data_base64}
-            )
-        except ValidationError as exc:
-            raise InvalidMessage(describe_validation_error(exc, "image")) from exc
     return TaskContent(
         text=post.text,
         tests=post.tests,
@@ -165,8 +173,10 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
     except ValueError as exc:
         raise InvalidMessage(str(exc)) from exc
     post = _parse_body(body)
-    content = _content(post)
+    image = _task_image(post)  # everything is validated before the first read
     _check_lobby(config.project, lobby)
+    takes_tasks = _lobby_takes_tasks(config.project, lobby)
+    content = _content(post, image, takes_tasks)
     key = headers.get("idempotency-key")
     conversation_id = post.conversation_id or (
         uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex if key else new_id()
@@ -187,12 +197,13 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
         )
     )
     conversations = Conversations(config.project)
-    # "open" until an agent takes the work on: a task no member listens to stays visibly open.
+    # A task is running from the start where agents work on tasks; elsewhere it stays open.
+    status: Status = "running" if isinstance(content, TaskContent) and takes_tasks else "open"
     if post.conversation_id is None and key is None:
-        conversations.start(envelope, "open")
+        conversations.start(envelope, status)
         stored = envelope
     else:
-        conversations.open(conversation_id, lobby, "open")
+        conversations.open(conversation_id, lobby, status)
         stored, _ = conversations.record(envelope)
     pubsub_lobby.publish(config.project, stored)
     return {"conversation_id": stored.conversation_id, "message_id": stored.id}, 202
@@ -206,6 +217,26 @@ def _check_lobby(project: str, lobby: str) -> None:
     if (project, lobby) not in _known_lobbies:
         Registry(project).lobby(lobby)
         _known_lobbies.add((project, lobby))
+
+
+TASK_LOBBY_TTL_S = 10.0
+_task_lobbies: dict[tuple[str, str], tuple[bool, float]] = {}
+
+
+def _lobby_takes_tasks(project: str, lobby: str) -> bool:
+    """Whether a member listens to tasks; cached briefly, as agents enter and leave at runtime."""
+    cached = _task_lobbies.get((project, lobby))
+    if cached is not None and time.monotonic() - cached[1] < TASK_LOBBY_TTL_S:
+        return cached[0]
+    registry = Registry(project)
+    takes = False
+    for name in registry.members(lobby):
+        try:
+            takes = takes or "task" in registry.agent(name).listens_to
+        except UnknownAgent:
+            continue  # a membership left behind by a removed agent
+    _task_lobbies[(project, lobby)] = (takes, time.monotonic())
+    return takes
 
 
 def _get(conversation_id: str, config: Settings) -> Response:
