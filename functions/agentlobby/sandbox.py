@@ -14,12 +14,21 @@ the machine allows, tried in this order:
     rlimits-only     neither: rlimits, clean environment, the reaper; no filesystem or network walls
 
 docs/sandbox.md says exactly what holds at each level. The host side here only spawns the helper
-(sandbox_init.py, run as a script under a bare interpreter), reads its output with caps, and
-enforces a backstop deadline. Standard library only, so `agentlobby run-code` starts fast.
+(sandbox_init.py, run as a script under a bare interpreter), writes it the run's job, reads its
+output with caps, and enforces a backstop deadline. Standard library only, so `agentlobby
+run-code` starts fast.
+
+A warm spare hides the helper's interpreter start: each run starts the next helper in the
+background, where it waits for a job; the next run (any level, any limits: everything specific
+to a run travels in the job) takes it if it is still alive, else starts one cold. A helper serves
+one run and exits, so runs share no interpreter. `warm=False` or AGENTLOBBY_SANDBOX_WARM=0 turns
+this off; docs/sandbox.md gives the safety argument.
 """
 
 from __future__ import annotations
 
+import _thread
+import atexit
 import contextlib
 import fcntl
 import math
@@ -54,6 +63,10 @@ BACKSTOP_S = 2.0  # the helper enforces the wall clock; the host kills only if i
 DRAIN_S = 1.0
 CHUNK = 65536
 _unavailable: set[str] = set()
+# The idle spare helper per (interpreter, euid): taken under the lock, so one run gets each.
+_spares: dict[tuple[str, int], _Helper] = {}
+_filling: set[tuple[str, int]] = set()
+_lock = _thread.allocate_lock()
 
 
 @dataclass(frozen=True)
@@ -112,13 +125,18 @@ def run_python(
     limits: SandboxLimits = SandboxLimits(),
     isolation: Isolation = "auto",
     python: str | None = None,
+    warm: bool | None = None,
 ) -> ExecutionResult:
     """Run `source` as main.py (next to `files`) in a fresh sandbox and return what happened.
 
     isolation="auto" takes the strongest level that works here; naming a level demands it and
     raises SandboxUnavailable if the machine forbids it. `python` is the interpreter's real path
     (default: interpreter()); its installation prefix is bound read-only into the sandbox.
+    warm: use (and afterwards start) a spare helper waiting for a run; default on unless the
+    environment says AGENTLOBBY_SANDBOX_WARM=0.
     """
+    if warm is None:
+        warm = os.environ.get("AGENTLOBBY_SANDBOX_WARM", "1") != "0"
     if isolation == "auto":
         levels = ["namespaces", "userns", "rlimits"] if os.geteuid() == 0 else ["userns", "rlimits"]
         levels = [level for level in levels if level not in _unavailable] or ["rlimits"]
@@ -130,7 +148,7 @@ def run_python(
         # The namespace levels unpack the files into their own tmpfs: no directory on the host.
         base = _prepare(entries) if level == "rlimits" else None
         try:
-            result = _run_once(level, base, entries, limits, python or interpreter(), why)
+            result = _run_once(level, base, entries, limits, python or interpreter(), why, warm)
         finally:
             if base is not None:
                 _remove(base)
@@ -161,17 +179,16 @@ def _entries(source: str, files: Mapping[str, bytes]) -> dict[str, bytes]:
     return entries
 
 
-def _pack(entries: Mapping[str, bytes]) -> int:
-    """The files in a memfd for the helper (sandbox_init.unpack reads this format)."""
-    fd = _high(os.memfd_create("agentlobby-sandbox-files", os.MFD_CLOEXEC))
+def _job(config: Mapping[str, str], entries: Mapping[str, bytes]) -> bytes:
+    """What the helper reads from its job pipe (sandbox_init.read_job, unpack): a line with the
+    two lengths, the settings `key=value` NUL-separated, then the files packed."""
+    settings = os.fsencode("\0".join(f"{k}={v}" for k, v in config.items()))
     chunks = []
     for name, data in entries.items():
         raw = name.encode()
         chunks += [b"%d %d\n" % (len(raw), len(data)), raw, data]
-    payload = memoryview(b"".join(chunks))
-    while payload:
-        payload = payload[os.write(fd, payload) :]
-    return fd
+    files = b"".join(chunks)
+    return b"%d %d\n" % (len(settings), len(files)) + settings + files
 
 
 def _prepare(entries: Mapping[str, bytes]) -> str:
@@ -198,13 +215,11 @@ def _run_once(
     limits: SandboxLimits,
     python: str,
     why: list[str],
+    warm: bool,
 ) -> ExecutionResult | None:
     uid = UID_BASE + int.from_bytes(os.urandom(4), "big") % UID_SPAN
     config = {"level": level}
-    files = -1
-    if base is None:
-        files = _pack(entries)
-    else:
+    if base is not None:
         config.update(workdir=os.path.join(base, "work"), tmp=os.path.join(base, "tmp"))
         if os.geteuid() == 0:  # the helper drops to uid first
             os.chmod(base, 0o711)
@@ -220,22 +235,29 @@ def _run_once(
         "fsize": str(limits.max_file_mb << 20),
         "tmpfs": str(limits.memory_mb << 20),
     }
-    argv = [python, "-I", "-S", "-u", "-c", HELPER, *(f"{k}={v}" for k, v in config.items())]
-    started = time.monotonic()
-    try:
-        pid, streams = _spawn(python, argv, files)
-    finally:
-        if files >= 0:
-            os.close(files)
-    try:
-        out, err, status, stopped = _collect(pid, streams, limits, started)
-    finally:
-        for fd in streams:
-            os.close(fd)
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: already reaped
-            os.waitpid(pid, 0)
+    job = _job(config, entries if base is None else {})
+    key = (python, os.geteuid())
+    helper = _take_spare(key) if warm else None
+    while True:
+        started = time.monotonic()
+        spare = helper is not None
+        if helper is None:
+            helper = _spawn(python)
+        sent = helper.send(job, started + limits.timeout_s + BACKSTOP_S)
+        if warm:
+            _refill(key)  # the next run's helper starts while this one runs
+        if not sent and spare:  # the spare died or hung before its job: nothing ran
+            helper.close()
+            helper = None
+            continue
+        try:
+            out, err, status, stopped = _collect(helper.pid, helper.streams, limits, started)
+        finally:
+            helper.close()
+        if spare and not status:  # no line at all: the spare never started the job
+            helper = None
+            continue
+        break
     duration_ms = round((time.monotonic() - started) * 1000)
     lines = status.decode(errors="replace").splitlines()
     events = dict(line.split(" ", 1) for line in lines if " " in line)
@@ -262,33 +284,138 @@ def _run_once(
     )
 
 
-def _spawn(python: str, argv: list[str], files: int) -> tuple[int, list[int]]:
-    """Start the helper in its own session with stdin /dev/null, fds 1, 2, 3 as our pipes and
-    fd 4 the packed files (if files >= 0)."""
+class _Helper:
+    """A started helper: its pid, the read ends of its stdout, stderr and status pipes, and the
+    write end of its job pipe (closed once the job is sent)."""
+
+    def __init__(self, pid: int, streams: list[int], job_fd: int) -> None:
+        self.pid, self.streams, self.job_fd = pid, streams, job_fd
+        self.owner = os.getpid()
+        self.reaped = False
+
+    def alive(self) -> bool:
+        """False if it has exited (it is reaped here); True if running or not ours to tell."""
+        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: send() finds out
+            self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
+        return not self.reaped
+
+    def send(self, job: bytes, deadline: float) -> bool:
+        """Write the job and close the pipe; False if the helper died or did not read in time."""
+        view = memoryview(job)
+        try:
+            os.set_blocking(self.job_fd, False)
+            while view:
+                try:
+                    view = view[os.write(self.job_fd, view) :]
+                except BlockingIOError:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        return False
+                    poller = select.poll()
+                    poller.register(self.job_fd, select.POLLOUT)
+                    poller.poll(left * 1000)
+            return True
+        except BrokenPipeError:
+            return False
+        finally:
+            os.close(self.job_fd)
+            self.job_fd = -1
+
+    def close(self) -> None:
+        """Close our pipe ends, kill what is left of the helper's session and reap it."""
+        for fd in [*self.streams, self.job_fd]:
+            if fd >= 0:
+                os.close(fd)
+        self.streams, self.job_fd = [], -1
+        if self.reaped or self.owner != os.getpid():
+            return  # gone (its pid may be reused), or a copy inherited through fork()
+        self.reaped = True
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: already reaped
+            os.waitpid(self.pid, 0)
+
+
+def _take_spare(key: tuple[str, int]) -> _Helper | None:
+    """The idle spare for key, now this caller's alone; None if there is none or it died."""
+    with _lock:
+        helper = _spares.pop(key, None)
+    if helper is not None and not helper.alive():
+        helper.close()
+        return None
+    return helper
+
+
+def _refill(key: tuple[str, int]) -> None:
+    """Start the spare for key unless one is there or being started (by another thread)."""
+    with _lock:
+        if key in _spares or key in _filling:
+            return
+        _filling.add(key)
+    helper = None
+    try:
+        helper = _spawn(key[0])
+    except SandboxUnavailable:
+        pass  # the run itself says why; no spare then
+    finally:
+        with _lock:
+            _filling.discard(key)
+            if helper is not None:
+                _spares[key] = helper
+
+
+@atexit.register
+def _close_spares() -> None:
+    """End the idle spares: EOF on the job pipe, SIGKILL if one is still starting."""
+    with _lock:
+        helpers = list(_spares.values())
+        _spares.clear()
+    for helper in helpers:
+        helper.close()
+
+
+def _forget_spares() -> None:
+    """In a forked child: the spares are the parent's; close our copies of their pipes."""
+    global _lock
+    _lock = _thread.allocate_lock()
+    for helper in _spares.values():
+        helper.close()
+    _spares.clear()
+    _filling.clear()
+
+
+os.register_at_fork(after_in_child=_forget_spares)
+
+
+def _spawn(python: str) -> _Helper:
+    """Start a helper in its own session with stdin /dev/null, fds 1, 2, 3 as our pipes and
+    fd 4 its job pipe; it waits there for the job."""
     ours, theirs = [], []
     for _ in range(3):
         r, w = os.pipe()
         ours.append(_high(r))
         theirs.append(_high(w))
+    job_r, job_w = os.pipe()
+    job_r, job_w = _high(job_r), _high(job_w)
     null = _high(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
     actions = [(os.POSIX_SPAWN_DUP2, null, 0)]
     actions += [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(theirs, 1)]
-    if files >= 0:
-        actions.append((os.POSIX_SPAWN_DUP2, files, 4))
+    actions.append((os.POSIX_SPAWN_DUP2, job_r, 4))
     restore = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
     env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
+    argv = [python, "-I", "-S", "-u", "-c", HELPER]
     try:
         pid = os.posix_spawn(
             python, argv, env, file_actions=actions, setsid=True, setsigdef=restore
         )
     except OSError as exc:
-        for fd in ours:
+        for fd in [*ours, job_w]:
             os.close(fd)
         raise SandboxUnavailable(f"cannot start the sandbox's Python {python}: {exc}") from exc
     finally:
-        for fd in [*theirs, null]:
+        for fd in [*theirs, job_r, null]:
             os.close(fd)
-    return pid, ours
+    return _Helper(pid, ours, job_w)
 
 
 def _high(fd: int) -> int:

@@ -14,9 +14,16 @@ process:
                  the wall clock, kills every process left, reports on fd 3
     code         drops to the unprivileged uid, sets the rlimits, runs main.py
 
+The helper starts with no job: it blocks reading fd 4, a pipe, until the host writes the run's
+settings and files and closes its end (see read_job). So the host can start it before it knows
+the run (a warm spare, sandbox.py) and a cold start is the same with the job written at once.
+Each helper serves one job and exits; EOF without a whole job (the host closed the spare or
+died) makes it exit without running anything.
+
 fd 3 carries one line per event to the host: `unavailable <why>` (try a lower level),
 `isolation <level>`, `error <why>` (the code could not be started), and last
-`exit <code|signal|none> <number> <reason|->`. At the namespace levels fd 4 is a memfd holding
+`exit <code|signal|none> <number> <reason|->`. No line comes before the code could have run, so
+a helper that dies with fd 3 silent never ran any code. At the namespace levels the job carries
 main.py and the files (see unpack), which init writes into the sandbox's own /work.
 
 One file on purpose: it is imported by a bare interpreter from this directory, not as part of the
@@ -32,7 +39,7 @@ import os
 import sys
 import time
 
-STATUS_FD, FILES_FD = 3, 4
+STATUS_FD, JOB_FD = 3, 4
 NAMESPACES = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x20000000 | 0x40000000
 CLONE_NEWUSER = 0x10000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
@@ -239,18 +246,28 @@ def build_root(cfg: dict[str, str]) -> None:
     mount(None, "/", None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def read_files() -> bytes:
-    """The run's files as the host packed them into the memfd at FILES_FD (sandbox._pack)."""
-    size = os.fstat(FILES_FD).st_size
-    chunks, done = [], 0
-    while done < size:
-        chunk = os.pread(FILES_FD, size - done, done)
+def read_job() -> "tuple[dict[str, str], bytes]":
+    """The run's settings and packed files, as sandbox._job wrote them to JOB_FD: a line
+    `<settings length> <files length>`, the settings (`key=value`, NUL-separated), the files.
+    Blocks until the host closes its end; exits quietly on anything but one whole job."""
+    chunks = []
+    while True:
+        chunk = os.read(JOB_FD, 1 << 20)
         if not chunk:
             break
         chunks.append(chunk)
-        done += len(chunk)
-    os.close(FILES_FD)
-    return b"".join(chunks)
+    os.close(JOB_FD)
+    job = b"".join(chunks)
+    try:
+        end = job.index(b"\n")
+        settings_len, files_len = map(int, job[:end].split())
+        if len(job) != end + 1 + settings_len + files_len:
+            raise ValueError("a partial job")
+        settings = os.fsdecode(job[end + 1 : end + 1 + settings_len])
+        cfg = dict(item.split("=", 1) for item in settings.split("\0"))
+    except ValueError:
+        os._exit(0)  # no job (the spare was closed) or a partial one: run nothing
+    return cfg, job[end + 1 + settings_len :]
 
 
 def unpack(files: bytes, dst: str, uid: int, gid: int) -> None:
@@ -479,12 +496,11 @@ def supervise(child: int) -> None:
 
 
 def main() -> None:
-    cfg = dict(arg.split("=", 1) for arg in sys.argv[1:])
     del sys.modules["sandbox_init"]  # the code gets a clean module table
-    level = cfg["level"]
     signal.pthread_sigmask(signal.SIG_BLOCK, WAIT_SET)
-    keep = STATUS_FD if level == "rlimits" else FILES_FD  # the rlimits levels get a directory
-    os.closerange(keep + 1, getrlimit(RLIMIT_NOFILE)[0])
+    os.closerange(JOB_FD + 1, getrlimit(RLIMIT_NOFILE)[0])
+    cfg, files = read_job()  # a warm spare waits here
+    level = cfg["level"]
     try:
         enter(level, cfg)
     except OSError as exc:
@@ -499,7 +515,7 @@ def main() -> None:
         init(level, cfg)
     child = os.fork()
     if child:
-        os.close(FILES_FD)
+        del files
         supervise(child)
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
@@ -510,9 +526,10 @@ def main() -> None:
         report(f"unavailable {level}: {exc}")
         os._exit(0)
     try:
-        unpack(read_files(), "/work", int(cfg["uid"]), int(cfg["gid"]))
+        unpack(files, "/work", int(cfg["uid"]), int(cfg["gid"]))
     except (OSError, ValueError) as exc:
         report(f"error cannot write the files into /work: {exc}")
         os._exit(0)
+    del files  # the code's process starts without them
     report("isolation " + ("namespaces+uid" if level == "namespaces" else "userns"))
     init(level, cfg)
