@@ -3,7 +3,7 @@ safely, and no spare outlives the process that started it.
 
 A run's helper pid is visible to the code at the rlimits levels, where the helper is the code's
 parent (its init); the namespace levels hide it behind a pid namespace, so these tests look at
-the spare from the host (sandbox._spares) and at the code's parent at the rlimits level.
+the spare from the host (sandbox_helpers._spares) and at the code's parent at the rlimits level.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from agentlobby import sandbox
+from agentlobby import sandbox, sandbox_helpers
 from agentlobby.sandbox import ExecutionResult, interpreter, run_python
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -30,18 +30,18 @@ KEY = (interpreter(), os.geteuid())
 @pytest.fixture(autouse=True)
 def no_spare_before_or_after() -> Iterator[None]:
     """Each test starts without a spare and leaves none behind."""
-    sandbox._close_spares()
+    sandbox_helpers._close_spares()
     try:
         yield
     finally:
-        sandbox._close_spares()
+        sandbox_helpers._close_spares()
 
 
 def spare_pid() -> int:
     """The idle spare's pid, waiting until the run that started it has put it in place."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        helper = sandbox._spares.get(KEY)
+        helper = sandbox_helpers._spares.get(KEY)
         if helper is not None:
             return helper.pid
         time.sleep(0.01)
@@ -117,7 +117,7 @@ def test_a_spare_that_dies_after_the_liveness_check_falls_back_too(
     spare = spare_pid()
     original = sandbox._take_spare
 
-    def take_and_kill(key: tuple[str, int]) -> sandbox._Helper | None:
+    def take_and_kill(key: tuple[str, int]) -> sandbox_helpers._Helper | None:
         helper = original(key)
         if helper is not None:
             os.kill(helper.pid, signal.SIGKILL)
@@ -150,7 +150,7 @@ def test_concurrent_runs_from_threads_all_succeed() -> None:
     assert sorted(int(r.stdout) for r in results) == expected
     assert all(r.exit_code == 0 and r.stderr == "" for r in results)
     spare_pid()  # one spare left, not one per thread
-    assert list(sandbox._spares) == [KEY]
+    assert list(sandbox_helpers._spares) == [KEY]
 
 
 @pytest.mark.parametrize("ending", ["sys.exit(0)", "os._exit(0)", "os.kill(os.getpid(), 9)"])
@@ -158,12 +158,12 @@ def test_the_spare_ends_with_the_process_that_started_it(ending: str) -> None:
     """atexit closes it on a normal exit; otherwise EOF on its job pipe ends it."""
     script = f"""
         import os, sys, time
-        from agentlobby import sandbox
+        from agentlobby import sandbox, sandbox_helpers
         print(sandbox.run_python("print('ok')").stdout.strip())
         key = (sandbox.interpreter(), os.geteuid())
-        while key not in sandbox._spares:
+        while key not in sandbox_helpers._spares:
             time.sleep(0.01)
-        print(sandbox._spares[key].pid, flush=True)
+        print(sandbox_helpers._spares[key].pid, flush=True)
         {ending}
     """
     done = subprocess.run(
@@ -184,10 +184,10 @@ def test_the_spare_ends_with_the_process_that_started_it(ending: str) -> None:
 
 def test_warm_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_python("print(1)", warm=False).stdout == "1\n"
-    assert sandbox._spares == {}
+    assert sandbox_helpers._spares == {}
     monkeypatch.setenv("AGENTLOBBY_SANDBOX_WARM", "0")
     assert run_python("print(2)").stdout == "2\n"
-    assert sandbox._spares == {}
+    assert sandbox_helpers._spares == {}
     assert run_python("print(3)", warm=True).stdout == "3\n"
     spare_pid()
 
@@ -197,9 +197,9 @@ def test_a_forked_child_does_not_touch_the_parents_spare() -> None:
     spare = spare_pid()
     pid = os.fork()
     if pid == 0:
-        ok = sandbox._spares == {} and run_python("print(1)").stdout == "1\n"
+        ok = sandbox_helpers._spares == {} and run_python("print(1)").stdout == "1\n"
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert exists(spare) and sandbox._spares[KEY].pid == spare
+    assert exists(spare) and sandbox_helpers._spares[KEY].pid == spare
     assert run_python("import os; print(os.getppid())", isolation="rlimits").stdout == f"{spare}\n"

@@ -85,12 +85,13 @@ def main(argv: list[str]) -> int:
         parser.error(f"cannot read FILE {args.file!r}: {reason}; pass a readable Python file")
     try:
         limits = SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
-        result = run_python(source, limits=limits, isolation=args.isolation)
-    except ConfigError as exc:
-        parser.error(str(exc))
-    except SandboxUnavailable as exc:
+        # One run per process: a warm spare helper would only be started to be killed at exit.
+        result = run_python(source, limits=limits, isolation=args.isolation, warm=False)
+    except SandboxUnavailable as exc:  # a ConfigError too, but the machine's, not the user's
         print(f"agentlobby run-code: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:
+        parser.error(str(exc))
     json.dump(result.to_json_dict(), sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
     return 0

@@ -27,10 +27,7 @@ this off; docs/sandbox.md gives the safety argument.
 
 from __future__ import annotations
 
-import _thread
-import atexit
 import contextlib
-import fcntl
 import math
 import os
 import select
@@ -41,6 +38,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 
 from agentlobby.errors import ConfigError, InvalidMessage, SandboxUnavailable
+from agentlobby.sandbox_helpers import _refill, _spawn, _take_spare
 
 __all__ = [
     "ExecutionResult",
@@ -55,18 +53,11 @@ if TYPE_CHECKING:
     from typing import Literal
 
     Isolation = Literal["auto", "namespaces", "userns", "rlimits"]
-HERE = os.path.dirname(os.path.abspath(__file__))
-# Imported, not run as a script, so its bytecode is cached in __pycache__ where writable.
-HELPER = f"import sys;sys.path.insert(0,{HERE!r});import sandbox_init;sandbox_init.main()"
 UID_BASE, UID_SPAN = 1_600_000_000, 100_000_000  # no real account lives up here
 BACKSTOP_S = 2.0  # the helper enforces the wall clock; the host kills only if it did not
 DRAIN_S = 1.0
 CHUNK = 65536
 _unavailable: set[str] = set()
-# The idle spare helper per (interpreter, euid): taken under the lock, so one run gets each.
-_spares: dict[tuple[str, int], _Helper] = {}
-_filling: set[tuple[str, int]] = set()
-_lock = _thread.allocate_lock()
 
 
 @dataclass(frozen=True)
@@ -282,149 +273,6 @@ def _run_once(
         reason=reason,
         isolation=events.get("isolation", level),
     )
-
-
-class _Helper:
-    """A started helper: its pid, the read ends of its stdout, stderr and status pipes, and the
-    write end of its job pipe (closed once the job is sent)."""
-
-    def __init__(self, pid: int, streams: list[int], job_fd: int) -> None:
-        self.pid, self.streams, self.job_fd = pid, streams, job_fd
-        self.owner = os.getpid()
-        self.reaped = False
-
-    def alive(self) -> bool:
-        """False if it has exited (it is reaped here); True if running or not ours to tell."""
-        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: send() finds out
-            self.reaped = os.waitpid(self.pid, os.WNOHANG)[0] != 0
-        return not self.reaped
-
-    def send(self, job: bytes, deadline: float) -> bool:
-        """Write the job and close the pipe; False if the helper died or did not read in time."""
-        view = memoryview(job)
-        try:
-            os.set_blocking(self.job_fd, False)
-            while view:
-                try:
-                    view = view[os.write(self.job_fd, view) :]
-                except BlockingIOError:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        return False
-                    poller = select.poll()
-                    poller.register(self.job_fd, select.POLLOUT)
-                    poller.poll(left * 1000)
-            return True
-        except BrokenPipeError:
-            return False
-        finally:
-            os.close(self.job_fd)
-            self.job_fd = -1
-
-    def close(self) -> None:
-        """Close our pipe ends, kill what is left of the helper's session and reap it."""
-        for fd in [*self.streams, self.job_fd]:
-            if fd >= 0:
-                os.close(fd)
-        self.streams, self.job_fd = [], -1
-        if self.reaped or self.owner != os.getpid():
-            return  # gone (its pid may be reused), or a copy inherited through fork()
-        self.reaped = True
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):  # SIGCHLD ignored: already reaped
-            os.waitpid(self.pid, 0)
-
-
-def _take_spare(key: tuple[str, int]) -> _Helper | None:
-    """The idle spare for key, now this caller's alone; None if there is none or it died."""
-    with _lock:
-        helper = _spares.pop(key, None)
-    if helper is not None and not helper.alive():
-        helper.close()
-        return None
-    return helper
-
-
-def _refill(key: tuple[str, int]) -> None:
-    """Start the spare for key unless one is there or being started (by another thread)."""
-    with _lock:
-        if key in _spares or key in _filling:
-            return
-        _filling.add(key)
-    helper = None
-    try:
-        helper = _spawn(key[0])
-    except SandboxUnavailable:
-        pass  # the run itself says why; no spare then
-    finally:
-        with _lock:
-            _filling.discard(key)
-            if helper is not None:
-                _spares[key] = helper
-
-
-@atexit.register
-def _close_spares() -> None:
-    """End the idle spares: EOF on the job pipe, SIGKILL if one is still starting."""
-    with _lock:
-        helpers = list(_spares.values())
-        _spares.clear()
-    for helper in helpers:
-        helper.close()
-
-
-def _forget_spares() -> None:
-    """In a forked child: the spares are the parent's; close our copies of their pipes."""
-    global _lock
-    _lock = _thread.allocate_lock()
-    for helper in _spares.values():
-        helper.close()
-    _spares.clear()
-    _filling.clear()
-
-
-os.register_at_fork(after_in_child=_forget_spares)
-
-
-def _spawn(python: str) -> _Helper:
-    """Start a helper in its own session with stdin /dev/null, fds 1, 2, 3 as our pipes and
-    fd 4 its job pipe; it waits there for the job."""
-    ours, theirs = [], []
-    for _ in range(3):
-        r, w = os.pipe()
-        ours.append(_high(r))
-        theirs.append(_high(w))
-    job_r, job_w = os.pipe()
-    job_r, job_w = _high(job_r), _high(job_w)
-    null = _high(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
-    actions = [(os.POSIX_SPAWN_DUP2, null, 0)]
-    actions += [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(theirs, 1)]
-    actions.append((os.POSIX_SPAWN_DUP2, job_r, 4))
-    restore = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGCHLD)
-    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8"}
-    argv = [python, "-I", "-S", "-u", "-c", HELPER]
-    try:
-        pid = os.posix_spawn(
-            python, argv, env, file_actions=actions, setsid=True, setsigdef=restore
-        )
-    except OSError as exc:
-        for fd in [*ours, job_w]:
-            os.close(fd)
-        raise SandboxUnavailable(f"cannot start the sandbox's Python {python}: {exc}") from exc
-    finally:
-        for fd in [*theirs, job_r, null]:
-            os.close(fd)
-    return _Helper(pid, ours, job_w)
-
-
-def _high(fd: int) -> int:
-    """Move fd above 4 so dup2 into 0-4 in the child cannot clobber another source."""
-    if fd > 4:
-        return fd
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
-    os.close(fd)
-    return moved
 
 
 def _collect(
