@@ -163,3 +163,34 @@ def test_a_lobby_whose_members_take_tasks_makes_every_post_a_running_task(
         assert [m["kind"] for m in state["messages"]] == ["task"]
     finally:
         membership.leave(settings, worker, lobby_name)
+
+
+def test_a_member_that_takes_tasks_counts_from_its_enter_until_its_leave(
+    info: StackInfo, user: UserClient, lobby_name: str
+) -> None:
+    """enter and leave take effect at once for what a post becomes, not after a cache expires."""
+    settings = settings_for(info)
+    worker = f"worker_{lobby_name[2:]}"
+    Registry(info.project).put_agent(
+        AgentRecord(
+            name=worker,
+            endpoint="http://127.0.0.1:9",  # never answers: nothing will finish the task
+            listens_to=("task",),
+            registered_at=now(),
+        )
+    )
+
+    def post() -> tuple[str, list[str]]:
+        state = user.conversation(user.post(lobby_name, "build me something")["conversation_id"])
+        return state["status"], [m["kind"] for m in state["messages"]]
+
+    create_lobby_with(settings, lobby_name)
+    try:
+        assert post() == ("open", ["text"])
+        membership.enter(settings, worker, lobby_name)
+        assert post() == ("running", ["task"])
+        membership.leave(settings, worker, lobby_name)
+        # A task nobody takes on would stay "running" for ever.
+        assert post() == ("open", ["text"])
+    finally:
+        membership.leave(settings, worker, lobby_name)

@@ -62,6 +62,14 @@ class Registry:
             raise UnknownAgent(name, [a.name for a in self.agents()])
         return AgentRecord.model_validate(snap.to_dict())
 
+    def agents_named(self, names: list[str]) -> list[AgentRecord]:
+        """The registered agents among `names`, in one round trip; unknown names are left out."""
+        if not names:
+            return []
+        refs = [self._db.collection("agents").document(name) for name in names]
+        snaps = self._db.get_all(refs)
+        return [AgentRecord.model_validate(s.to_dict()) for s in snaps if s.exists]
+
     def agents(self) -> list[AgentRecord]:
         docs = self._db.collection("agents").stream()
         return sorted((AgentRecord.model_validate(d.to_dict()) for d in docs), key=lambda a: a.name)

@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import re
-import time
 import uuid
 from typing import Annotated, Any
 
@@ -33,7 +32,6 @@ from agentlobby.errors import (
     InvalidMessage,
     PayloadTooLarge,
     TransientError,
-    UnknownAgent,
     UnknownConversation,
     UnknownLobby,
 )
@@ -219,24 +217,14 @@ def _check_lobby(project: str, lobby: str) -> None:
         _known_lobbies.add((project, lobby))
 
 
-TASK_LOBBY_TTL_S = 10.0
-_task_lobbies: dict[tuple[str, str], tuple[bool, float]] = {}
-
-
 def _lobby_takes_tasks(project: str, lobby: str) -> bool:
-    """Whether a member listens to tasks; cached briefly, as agents enter and leave at runtime."""
-    cached = _task_lobbies.get((project, lobby))
-    if cached is not None and time.monotonic() - cached[1] < TASK_LOBBY_TTL_S:
-        return cached[0]
+    """Whether a member listens to tasks, read per post: agents enter and leave at runtime, and
+    the change takes effect at once (a cached answer would keep a left lobby's posts running)."""
     registry = Registry(project)
-    takes = False
-    for name in registry.members(lobby):
-        try:
-            takes = takes or "task" in registry.agent(name).listens_to
-        except UnknownAgent:
-            continue  # a membership left behind by a removed agent
-    _task_lobbies[(project, lobby)] = (takes, time.monotonic())
-    return takes
+    # A membership left behind by a removed agent names no agent: it takes nothing.
+    return any(
+        "task" in agent.listens_to for agent in registry.agents_named(registry.members(lobby))
+    )
 
 
 def _get(conversation_id: str, config: Settings) -> Response:
