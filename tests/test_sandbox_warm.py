@@ -203,3 +203,34 @@ def test_a_forked_child_does_not_touch_the_parents_spare() -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     assert exists(spare) and sandbox_helpers._spares[KEY].pid == spare
     assert run_python("import os; print(os.getppid())", isolation="rlimits").stdout == f"{spare}\n"
+
+
+def test_a_spare_that_cannot_be_started_costs_the_run_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out of descriptors for the next run's spare: this run still answers, and its helper and
+    pipes are not left behind."""
+
+    def out_of_fds(python: str) -> sandbox_helpers._Helper:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(sandbox_helpers, "_spawn", out_of_fds)  # the spare's start, not the run's
+    fds_before = len(os.listdir("/proc/self/fd"))
+    result = run_python("print('ran')", isolation="rlimits")
+    assert (result.exit_code, result.stdout) == (0, "ran\n")
+    assert KEY not in sandbox_helpers._spares
+    assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_a_helper_that_runs_out_of_descriptors_leaks_none(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipes made before /dev/null could not be opened are closed again."""
+
+    def refused(*args: object) -> int:
+        raise OSError(24, "Too many open files")
+
+    fds_before = len(os.listdir("/proc/self/fd"))
+    monkeypatch.setattr(sandbox_helpers.os, "open", refused)
+    with pytest.raises(sandbox.SandboxUnavailable, match="Too many open files"):
+        sandbox_helpers._spawn(interpreter())
+    monkeypatch.undo()
+    assert len(os.listdir("/proc/self/fd")) == fds_before

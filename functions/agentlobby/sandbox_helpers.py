@@ -100,8 +100,8 @@ def _refill(key: tuple[str, int]) -> None:
     helper = None
     try:
         helper = _spawn(key[0])
-    except SandboxUnavailable:
-        pass  # the run itself says why; no spare then
+    except (SandboxUnavailable, OSError):
+        pass  # no spare then (out of fds, processes): the run under way must not fail for it
     finally:
         with _lock:
             _filling.discard(key)
@@ -135,14 +135,17 @@ os.register_at_fork(after_in_child=_forget_spares)
 def _spawn(python: str) -> _Helper:
     """Start a helper in its own session with stdin /dev/null, fds 1, 2, 3 as our pipes and
     fd 4 its job pipe; it waits there for the job."""
-    ours, theirs = [], []
-    for _ in range(3):
-        r, w = os.pipe()
-        ours.append(_high(r))
-        theirs.append(_high(w))
-    job_r, job_w = os.pipe()
-    job_r, job_w = _high(job_r), _high(job_w)
-    null = _high(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    made: list[int] = []  # every descriptor opened here, closed again if a later one fails
+    try:
+        pipes = [_pipe(made) for _ in range(3)]
+        job_r, job_w = _pipe(made)
+        made.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+        made[-1] = null = _high(made[-1])
+    except OSError as exc:  # out of descriptors: none of those made may leak
+        for fd in made:
+            os.close(fd)
+        raise SandboxUnavailable(f"cannot make the sandbox helper's pipes: {exc}") from exc
+    ours, theirs = [r for r, _ in pipes], [w for _, w in pipes]
     actions = [(os.POSIX_SPAWN_DUP2, null, 0)]
     actions += [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(theirs, 1)]
     actions.append((os.POSIX_SPAWN_DUP2, job_r, 4))
@@ -161,6 +164,15 @@ def _spawn(python: str) -> _Helper:
         for fd in [*theirs, job_r, null]:
             os.close(fd)
     return _Helper(pid, ours, job_w)
+
+
+def _pipe(made: list[int]) -> tuple[int, int]:
+    """A pipe with both ends above 4, recorded in `made` as soon as they exist."""
+    r, w = os.pipe()
+    made += [r, w]
+    made[-2] = r = _high(r)
+    made[-1] = w = _high(w)
+    return r, w
 
 
 def _high(fd: int) -> int:
