@@ -15,6 +15,7 @@ from agentlobby.client import UserClient
 from agentlobby.config import Settings
 from agentlobby.conversations import Conversations
 from agentlobby.deliveries import Claim, Deliveries
+from agentlobby.errors import TransientError
 from agentlobby.messages import Envelope, TextContent, new_id, now, reply_id
 from agentlobby.push import PushedMessage
 from agentlobby.runtime import _replies, deliver_pushed
@@ -200,3 +201,36 @@ def test_a_dead_lettered_duplicate_fails_nothing_while_the_message_is_handled(
         assert response.status == 200
     conversation = user.conversation(message.conversation_id)
     assert (conversation["status"], len(conversation["dead_letters"])) == (status, letters)
+
+
+class _AlwaysChangedMeanwhile(Conversations):
+    """Conversations whose document another step writes between each read and update: every
+    conditional update of finish() meets a real precondition failure on the emulator."""
+
+    def _doc(self, conversation_id: str) -> Any:
+        ref = super()._doc(conversation_id)
+        outer = self
+
+        class Ref:
+            def get(self) -> Any:
+                snap = ref.get()
+                outer._db.collection("conversations").document(conversation_id).update(
+                    {"updated_at": now().isoformat()}
+                )
+                return snap
+
+            def update(self, *args: Any, **kwargs: Any) -> Any:
+                return ref.update(*args, **kwargs)
+
+        return Ref()
+
+
+def test_a_finish_that_keeps_losing_the_race_says_so_instead_of_leaving_it_running(
+    info: StackInfo, lobby_name: str
+) -> None:
+    """Giving up silently would let the delivery be marked done with the conversation running."""
+    settings = settings_for(info)
+    message = started_conversation(settings, lobby_name)
+    with pytest.raises(TransientError, match="changed under it"):
+        _AlwaysChangedMeanwhile(settings.project).finish(message.conversation_id, "succeeded")
+    assert Conversations(settings.project).get(message.conversation_id).status == "running"

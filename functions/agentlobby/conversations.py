@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from agentlobby.backends import firestore_client
-from agentlobby.errors import UnknownConversation
+from agentlobby.errors import TransientError, UnknownConversation
 from agentlobby.messages import (
     Envelope,
     Identifier,
@@ -178,7 +178,8 @@ class Conversations:
         return [_stored_envelope(snap.to_dict()) for snap in query.stream()]
 
     def finish(self, conversation_id: str, status: Status, reason: str | None = None) -> bool:
-        """Move to a final status once; a later call (a redelivery) changes nothing.
+        """Move to a final status once; a later call (a redelivery) changes nothing and returns
+        False. TransientError if other writes kept winning: nothing was decided, retry.
 
         The write is conditional on the document being unchanged since it was read, so two
         steps finishing at once (a success and a dead letter) cannot overwrite each other.
@@ -200,7 +201,11 @@ class Conversations:
                 return True
             except (exceptions.FailedPrecondition, exceptions.Aborted):
                 continue  # changed meanwhile: read again
-        return False
+        # Not "already final": the caller must not mark its delivery done; Pub/Sub retries it.
+        raise TransientError(
+            f"conversation {conversation_id} changed under it on each of 5 tries to end it "
+            f"{status}; retry later"
+        )
 
     def mark_running(self, conversation_id: str) -> None:
         """open -> running, once; never touches a conversation that has moved on."""
