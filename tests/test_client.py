@@ -56,3 +56,40 @@ def test_errors_carry_status_and_message(recorder: tuple[str, list[dict[str, str
         UserClient(url, "t").conversation("other")
     assert caught.value.status == 404
     assert "nope" in str(caught.value)
+
+
+@pytest.fixture
+def not_the_api() -> Iterator[str]:
+    """A server that is not the user function: an HTML page, and a JSON list for an error."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            html = self.path == "/conversations/c1"
+            body = b"<html>hello</html>" if html else b'["no object"]'
+            self.send_response(200 if html else 403)
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_that_is_not_the_apis_is_an_api_error(not_the_api: str) -> None:
+    """Not a JSONDecodeError (the CLI would call it a usage mistake) nor an AttributeError."""
+    with pytest.raises(ApiError) as caught:
+        UserClient(not_the_api, "t").conversation("c1")
+    assert caught.value.status == 200
+    assert "not JSON" in str(caught.value) and "AGENTLOBBY_USER_URL" in str(caught.value)
+    with pytest.raises(ApiError) as caught:
+        UserClient(not_the_api, "t").conversation("c2")
+    assert caught.value.status == 403
+    assert "Forbidden" in str(caught.value)

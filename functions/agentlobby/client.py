@@ -39,16 +39,25 @@ class UserClient:
         request = urllib.request.Request(url, data=data, method=method, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                return json.loads(response.read() or b"null")
+                status, raw = response.status, response.read()
         except urllib.error.HTTPError as exc:
             try:
-                message = json.loads(exc.read()).get("error", exc.reason)
-            except ValueError:
-                message = str(exc.reason)
-            raise ApiError(exc.code, message) from exc
+                answer = json.loads(exc.read())
+            except (ValueError, OSError):
+                answer = None
+            error = answer.get("error") if isinstance(answer, dict) else None
+            raise ApiError(exc.code, str(error or exc.reason)) from exc
         except OSError as exc:
             raise BackendUnavailable(
                 f"the user agent at {self.base_url} did not answer ({exc}); is the stack running?"
+            ) from exc
+        try:
+            return json.loads(raw or b"null")
+        except ValueError as exc:  # a usage error to the CLI if it went up as a ValueError
+            raise ApiError(
+                status,
+                f"{url} answered something that is not JSON ({raw[:80]!r}); is "
+                "AGENTLOBBY_USER_URL the user function's URL?",
             ) from exc
 
     def post(self, lobby: str, text: str, **fields: Any) -> dict[str, str]:
