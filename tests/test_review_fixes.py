@@ -5,18 +5,20 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import threading
 import urllib.request
 from typing import Any
 
 import pytest
 
+from agentlobby import user_api
 from agentlobby.agent import AgentContext, AgentSpec, Outgoing
 from agentlobby.client import UserClient
-from agentlobby.config import Settings
-from agentlobby.conversations import Conversations
+from agentlobby.config import Settings, load_settings
+from agentlobby.conversations import ConversationRecord, Conversations, Reply
 from agentlobby.deliveries import Claim, Deliveries
 from agentlobby.errors import TransientError
-from agentlobby.messages import Envelope, TextContent, new_id, now, reply_id
+from agentlobby.messages import Envelope, TextContent, after, new_id, now, reply_id
 from agentlobby.push import PushedMessage
 from agentlobby.runtime import _replies, deliver_pushed
 from agentlobby.stack_state import StackInfo
@@ -234,3 +236,53 @@ def test_a_finish_that_keeps_losing_the_race_says_so_instead_of_leaving_it_runni
     with pytest.raises(TransientError, match="changed under it"):
         _AlwaysChangedMeanwhile(settings.project).finish(message.conversation_id, "succeeded")
     assert Conversations(settings.project).get(message.conversation_id).status == "running"
+
+
+def test_a_get_that_sees_the_end_sees_the_message_that_ended_it(
+    info: StackInfo, lobby_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last step stores its reply, then ends the conversation. A GET whose transcript read
+    came just before those writes and whose status read just after must not show the end
+    without the reply: a client that stops polling at the end would never see it."""
+    settings = settings_for(info)
+    message = started_conversation(settings, lobby_name)
+    final = Reply(
+        Envelope(
+            id=reply_id("checker", message.id, 0),
+            conversation_id=message.conversation_id,
+            lobby=lobby_name,
+            sender="checker",
+            content=TextContent(text="the verdict"),
+            parent_id=message.id,
+            hops=1,
+            created_at=after(message.created_at),
+        ),
+        "succeeded",
+    )
+    transcript_read = threading.Event()
+
+    class EndsBetweenTheReads(Conversations):
+        def transcript(self, conversation_id: str) -> list[Envelope]:
+            read = super().transcript(conversation_id)
+            if not transcript_read.is_set():  # the last step runs right after this read
+                self.record_replies(message, [final])
+                self.finish(message.conversation_id, "succeeded")
+                transcript_read.set()
+            return read
+
+        def get(self, conversation_id: str) -> ConversationRecord:
+            assert transcript_read.wait(10)
+            return super().get(conversation_id)
+
+    monkeypatch.setattr(user_api, "Conversations", EndsBetweenTheReads)
+    config = load_settings({**info.client_environment(), "AGENTLOBBY_API_TOKEN": "t"})
+    answer, status = user_api.handle_request(
+        "GET",
+        f"/conversations/{message.conversation_id}",
+        {"authorization": "Bearer t"},
+        b"",
+        config,
+    )
+    assert status == 200
+    assert answer["status"] == "succeeded"
+    assert [m["sender"] for m in answer["messages"]] == ["user", "checker"]

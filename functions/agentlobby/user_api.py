@@ -26,7 +26,7 @@ from pydantic import Field, ValidationError
 from agentlobby import lobby as pubsub_lobby
 from agentlobby.backends import is_unavailable
 from agentlobby.config import Settings
-from agentlobby.conversations import Conversations, Status
+from agentlobby.conversations import TERMINAL, Conversations, Status
 from agentlobby.errors import (
     AgentlobbyError,
     InvalidMessage,
@@ -231,10 +231,15 @@ def _get(conversation_id: str, config: Settings) -> Response:
     if not MESSAGE_ID.fullmatch(conversation_id):
         raise UnknownConversation(conversation_id)  # no stored conversation has such an id
     conversations = Conversations(config.project)
-    # Three independent reads: issued together, a GET costs one Firestore round trip, not three.
+    # Three reads issued together: one Firestore round trip, not three (two once it ended).
     transcript = _READS.submit(conversations.transcript, conversation_id)
     letters = _READS.submit(conversations.dead_letters, conversation_id)
     record = conversations.get(conversation_id)
+    if record.status in TERMINAL:
+        # A step stores its reply (or dead letter) before it ends the conversation, but reads
+        # issued together may see the end and miss what led to it: read them again, after it.
+        transcript = _READS.submit(conversations.transcript, conversation_id)
+        letters = _READS.submit(conversations.dead_letters, conversation_id)
     return conversation_view(record, transcript.result(), letters.result()), 200
 
 
