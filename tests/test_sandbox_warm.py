@@ -234,3 +234,35 @@ def test_a_helper_that_runs_out_of_descriptors_leaks_none(monkeypatch: pytest.Mo
         sandbox_helpers._spawn(interpreter())
     monkeypatch.undo()
     assert len(os.listdir("/proc/self/fd")) == fds_before
+
+
+def test_a_fork_while_a_helper_waits_for_its_job_does_not_hold_it_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another thread forks between a helper's start and its job: the child's copy of the job
+    pipe must not keep the helper waiting for an EOF (the run would time out, its code unrun)."""
+    spawn = sandbox._spawn
+    children: list[int] = []
+
+    def spawn_then_fork(python: str) -> sandbox_helpers._Helper:
+        helper = spawn(python)
+        pid = os.fork()
+        if pid == 0:  # a long-lived child, e.g. a worker forked by a server
+            time.sleep(10)
+            os._exit(0)
+        children.append(pid)
+        return helper
+
+    monkeypatch.setattr(sandbox, "_spawn", spawn_then_fork)
+    try:
+        result = run_python(
+            "print('ran')",
+            isolation="rlimits",
+            warm=False,
+            limits=sandbox.SandboxLimits(timeout_s=2),
+        )
+    finally:
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    assert (result.exit_code, result.stdout, result.timed_out) == (0, "ran\n", False)

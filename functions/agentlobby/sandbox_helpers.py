@@ -4,7 +4,8 @@ A helper is a bare interpreter running sandbox_init, waiting for its job on fd 4
 keeps at most one idle spare per (interpreter, euid), started in the background while a run
 goes on, so the next run skips the interpreter's start. A spare is taken under a lock (one run
 gets it), checked alive before use, closed at exit (EOF on its job pipe makes it leave), and
-forgotten by a forked child, whose copies of the pipes are closed. Standard library only.
+forgotten by a forked child, which closes its copies of every helper's pipes (spare or in a
+run). Standard library only.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ HELPER = f"import sys;sys.path.insert(0,{HERE!r});import sandbox_init;sandbox_in
 # The idle spare helper per (interpreter, euid): taken under the lock, so one run gets each.
 _spares: dict[tuple[str, int], _Helper] = {}
 _filling: set[tuple[str, int]] = set()
+# Every helper whose pipes are open here, spare or in a run: a forked child closes its copies.
+_open: set[_Helper] = set()
 _lock = _thread.allocate_lock()
 
 
@@ -37,6 +40,7 @@ class _Helper:
         self.pid, self.streams, self.job_fd = pid, streams, job_fd
         self.owner = os.getpid()
         self.reaped = False
+        _open.add(self)
 
     def alive(self) -> bool:
         """False if it has exited (it is reaped here); True if running or not ours to tell."""
@@ -72,6 +76,7 @@ class _Helper:
             if fd >= 0:
                 os.close(fd)
         self.streams, self.job_fd = [], -1
+        _open.discard(self)
         if self.reaped or self.owner != os.getpid():
             return  # gone (its pid may be reused), or a copy inherited through fork()
         self.reaped = True
@@ -120,10 +125,11 @@ def _close_spares() -> None:
 
 
 def _forget_spares() -> None:
-    """In a forked child: the spares are the parent's; close our copies of their pipes."""
+    """In a forked child: the helpers are the parent's; close our copies of their pipes. A copy
+    of a job pipe kept open here would keep its helper from ever seeing the job's end."""
     global _lock
     _lock = _thread.allocate_lock()
-    for helper in _spares.values():
+    for helper in list(_open):  # the spares, and the helpers of runs in other threads
         helper.close()
     _spares.clear()
     _filling.clear()
