@@ -99,11 +99,11 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
             excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
             _dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
             _fail_running(config, message.conversation_id, f"{spec.name} gave up: {exc}")
+        deliveries.finish(spec.name, message.id)
     except Exception:
         if spec.exclusive:
             deliveries.release(spec.name, message.id)  # the redelivery may start at once
         raise
-    deliveries.finish(spec.name, message.id)
 
 
 def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
