@@ -616,7 +616,8 @@ def test_run_code_usage_errors_exit_2(
 
 def test_run_code_as_a_command(tmp_path: Path) -> None:
     code = tmp_path / "job.py"
-    code.write_text("while True:\n    pass\n")
+    # Sleeping spends no CPU, so the wall clock, not the CPU limit, is what stops it.
+    code.write_text("import time\ntime.sleep(60)\n")
     done = subprocess.run(
         [sys.executable, "-m", "agentlobby.run_code_cli", str(code), "--timeout", "1"],
         capture_output=True,
