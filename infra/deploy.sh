@@ -23,7 +23,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 USAGE="usage: infra/deploy.sh --project P --region R [--dry-run] [--allow-unauthenticated] \
 [--openai-secret NAME]"
 ALLOW_UNAUTHENTICATED=0
-OPENAI_SECRET=$DEFAULT_OPENAI_SECRET
 PUBSUB_AGENT=""
 FN_URL=()
 FN_DEPLOYED=()
@@ -32,18 +31,10 @@ parse_deploy_args() {
   while (($#)); do
     case $1 in
       --allow-unauthenticated) ALLOW_UNAUTHENTICATED=1 ;;
-      --openai-secret=*) OPENAI_SECRET=${1#*=} ;;
-      --openai-secret)
-        (($# >= 2)) || die "--openai-secret needs a value"
-        OPENAI_SECRET=$2
-        shift
-        ;;
       *) die "unknown argument '$1'. $USAGE" ;;
     esac
     shift
   done
-  [[ $OPENAI_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
-    die "--openai-secret '$OPENAI_SECRET' is not a Secret Manager secret id"
 }
 
 enable_apis() {

@@ -287,8 +287,10 @@ subscription_name() {
   fi
 }
 
-# parse_common_args USAGE "$@": --project, --region, --dry-run; other flags go to $EXTRA_ARGS.
+# parse_common_args USAGE "$@": --project, --region, --dry-run, --openai-secret; other flags go
+# to $EXTRA_ARGS.
 EXTRA_ARGS=()
+OPENAI_SECRET=$DEFAULT_OPENAI_SECRET
 parse_common_args() {
   local usage=$1
   shift
@@ -296,9 +298,14 @@ parse_common_args() {
     case $1 in
       --project=*) PROJECT=${1#*=} ;;
       --region=*) REGION=${1#*=} ;;
-      --project | --region)
+      --openai-secret=*) OPENAI_SECRET=${1#*=} ;;
+      --project | --region | --openai-secret)
         (($# >= 2)) || die "$1 needs a value"
-        if [[ $1 == --project ]]; then PROJECT=$2; else REGION=$2; fi
+        case $1 in
+          --project) PROJECT=$2 ;;
+          --region) REGION=$2 ;;
+          *) OPENAI_SECRET=$2 ;;
+        esac
         shift
         ;;
       --dry-run) DRY_RUN=1 ;;
@@ -314,6 +321,8 @@ parse_common_args() {
   [[ -n $REGION ]] || die "--region is required. $usage"
   [[ $PROJECT =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ ]] || die "--project '$PROJECT' is not a project id"
   [[ $REGION =~ ^[a-z]+-[a-z]+[0-9]+$ ]] || die "--region '$REGION' is not a region like us-central1"
+  [[ $OPENAI_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
+    die "--openai-secret '$OPENAI_SECRET' is not a Secret Manager secret id"
 }
 
 # Real runs need gcloud with an active account; dry runs need nothing.

@@ -16,7 +16,6 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 USAGE="usage: infra/teardown.sh --project P --region R [--dry-run] [--openai-secret NAME] \
 [--delete-firestore]"
-OPENAI_SECRET=$DEFAULT_OPENAI_SECRET
 DELETE_FIRESTORE=0
 LEFT_BEHIND=()
 
@@ -24,18 +23,10 @@ parse_teardown_args() {
   while (($#)); do
     case $1 in
       --delete-firestore) DELETE_FIRESTORE=1 ;;
-      --openai-secret=*) OPENAI_SECRET=${1#*=} ;;
-      --openai-secret)
-        (($# >= 2)) || die "--openai-secret needs a value"
-        OPENAI_SECRET=$2
-        shift
-        ;;
       *) die "unknown argument '$1'. $USAGE" ;;
     esac
     shift
   done
-  [[ $OPENAI_SECRET =~ ^[A-Za-z0-9_-]{1,255}$ ]] ||
-    die "--openai-secret '$OPENAI_SECRET' is not a Secret Manager secret id"
 }
 
 # present CMD...: like exists, but a dry run answers "it exists", so it prints the delete too.
