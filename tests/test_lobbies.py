@@ -141,30 +141,6 @@ def test_two_echo_agents_do_not_answer_each_other(
     assert sorted(m.sender for m in heard) == ["echo", "echo_twin", "user"]
 
 
-def test_a_lobby_whose_members_take_tasks_makes_every_post_a_running_task(
-    info: StackInfo, user: UserClient, lobby_name: str
-) -> None:
-    """Where a member listens to tasks, plain text is a task and the conversation runs at once."""
-    settings = settings_for(info)
-    worker = f"worker_{lobby_name[2:]}"
-    Registry(info.project).put_agent(
-        AgentRecord(
-            name=worker,
-            endpoint="http://127.0.0.1:9",  # never answers: nothing will finish the task
-            listens_to=("task",),
-            registered_at=now(),
-        )
-    )
-    try:
-        create_lobby_with(settings, lobby_name, worker)
-        posted = user.post(lobby_name, "build me something")
-        state = user.conversation(posted["conversation_id"])
-        assert state["status"] == "running"
-        assert [m["kind"] for m in state["messages"]] == ["task"]
-    finally:
-        membership.leave(settings, worker, lobby_name)
-
-
 def test_a_member_that_takes_tasks_counts_from_its_enter_until_its_leave(
     info: StackInfo, user: UserClient, lobby_name: str
 ) -> None:
