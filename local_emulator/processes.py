@@ -7,6 +7,7 @@ group, not the pid, or the JVM stays behind.
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import signal
 import subprocess
@@ -62,7 +63,9 @@ def wait_http(child: Child, url: str, timeout_s: float) -> None:
                 return
         except urllib.error.HTTPError:
             return
-        except OSError:
+        except (OSError, http.client.HTTPException):
+            # Not up yet, or not ours (another server on the port): a child that could not bind
+            # exits, which the check above reports with its log.
             time.sleep(0.1)
     raise RuntimeError(
         f"{child.name} did not answer at {url} within {timeout_s:.0f}s; "

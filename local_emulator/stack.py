@@ -12,6 +12,7 @@ import ast
 import concurrent.futures
 import importlib
 import os
+import random
 import secrets
 import socket
 import sys
@@ -79,10 +80,30 @@ def _delivered_module(node: ast.FunctionDef) -> str | None:
     return None
 
 
+def _ephemeral_low() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port below the kernel's ephemeral range.
+
+    A port the kernel handed out (bind to 0) can be handed out again, to the JVM of an emulator
+    starting meanwhile, before our server binds it; ports below the range are never handed out.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12_000), low) if low > 2048 else 0
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port found on 127.0.0.1: pass --port-base N")
 
 
 class Stack:
