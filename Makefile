@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+PY_DIRS := functions agentlobby_cli local_emulator tests bench
 
 .PHONY: install prereqs demo test lint bench up clean
 
@@ -17,15 +18,15 @@ prereqs:
 	@$(PYTHON) local_emulator/prereqs.py
 
 demo: prereqs install
-	$(BIN)/python -m local_emulator.demo
+	$(BIN)/agentlobby demo
 
 test: prereqs install
 	$(BIN)/python -m pytest
 
 lint: install
-	$(BIN)/ruff check functions local_emulator tests bench
-	$(BIN)/ruff format --check functions local_emulator tests bench
-	$(BIN)/mypy functions/agentlobby local_emulator
+	$(BIN)/ruff check $(PY_DIRS)
+	$(BIN)/ruff format --check $(PY_DIRS)
+	$(BIN)/mypy functions/agentlobby agentlobby_cli local_emulator
 	$(BIN)/shellcheck -x infra/*.sh
 
 bench: install

@@ -19,9 +19,9 @@ from datetime import datetime
 from bench_lobby import Endpoint, raw_hop, raw_push_target
 from timing import machine, median, p95, ratio, summary
 
-from agentlobby.client import UserClient
-from local_emulator.model_script import Script
-from local_emulator.model_server import ModelServer
+from agentlobby_cli.client import UserClient
+from local_emulator.model_server.script import Script
+from local_emulator.model_server.server import ModelServer
 from local_emulator.stack import Stack
 
 CODE = "```python\ndef double(x):\n    return 2 * x\n\nprint(double(21))\n```"
@@ -40,15 +40,15 @@ def one_round(user: UserClient, tag: str) -> dict[str, float]:
     posted = user.post("coding", f"Write double(x) [{tag}]", tests=TESTS)
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
-        state = user.conversation(posted["conversation_id"])
-        if state["status"] in ("succeeded", "failed"):
+        state = user.conversation(posted.conversation_id)
+        if state.status in ("succeeded", "failed"):
             break
         time.sleep(0.02)
     else:
         raise TimeoutError(f"round {tag} did not finish in {TIMEOUT_S}s")
-    if state["status"] != "succeeded":
+    if state.status != "succeeded":
         raise RuntimeError(f"round {tag} ended {state['status']}: {state['reason']}")
-    created = {m["kind"]: datetime.fromisoformat(m["created_at"]) for m in state["messages"]}
+    created = {m.kind: datetime.fromisoformat(m.created_at) for m in state.messages}
     steps = {label: (created[b] - created[a]).total_seconds() for label, a, b in STEPS}
     steps["whole round (task -> result)"] = (created["result"] - created["task"]).total_seconds()
     return steps

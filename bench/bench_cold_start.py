@@ -37,10 +37,11 @@ from typing import Any
 from pydantic import ValidationError
 from timing import machine, median, p95, ratio
 
-from agentlobby.conversations import Conversations
 from agentlobby.messages import USER_SENDER, Envelope, new_id, now
+from agentlobby.store.conversations import Conversations
 from local_emulator import processes
-from local_emulator.stack import FUNCTIONS_DIR, FunctionTarget, Stack, discover_targets, free_port
+from local_emulator.roster import FunctionTarget, discover_targets
+from local_emulator.stack import FUNCTIONS_DIR, Stack, free_port
 
 MAIN_PY = FUNCTIONS_DIR / "main.py"
 HEAVY = ("openai", "httpx", "google.cloud.firestore", "google.cloud.pubsub_v1", "grpc")

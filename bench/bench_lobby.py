@@ -41,10 +41,10 @@ from typing import Any
 
 from timing import machine, median, p95, ratio, summary
 
-from agentlobby import lobby as pubsub_lobby
-from agentlobby.backends import firestore_client, publisher_client
-from agentlobby.client import UserClient
 from agentlobby.messages import USER_SENDER, Envelope, TextContent, new_id, now
+from agentlobby.store import lobbies
+from agentlobby.store.clients import firestore_client, publisher_client
+from agentlobby_cli.client import UserClient
 from local_emulator.stack import Stack
 
 LOBBY = "chat"
@@ -103,9 +103,9 @@ def raw_push_target(project: str) -> tuple[str, Endpoint]:
     """A bare topic with a push subscription to a bare endpoint: the baseline's wiring."""
     endpoint = Endpoint()
     topic = f"bench-raw-{secrets.token_hex(3)}"
-    pubsub_lobby.ensure_topic(project, topic)
-    pubsub_lobby.ensure_plain_push_subscription(
-        project, topic, f"{topic}-push", pubsub_lobby.push_endpoint(endpoint.url, project, topic)
+    lobbies.ensure_topic(project, topic)
+    lobbies.ensure_plain_push_subscription(
+        project, topic, f"{topic}-push", lobbies.push_endpoint(endpoint.url, project, topic)
     )
     return topic, endpoint
 
@@ -113,7 +113,7 @@ def raw_push_target(project: str) -> tuple[str, Endpoint]:
 def raw_hop(project: str, topic: str, endpoint: Endpoint, seq: str) -> float:
     """Publish one message to the bare topic; seconds until its push reaches the endpoint."""
     started = time.perf_counter()
-    future = publisher_client().publish(pubsub_lobby.topic_path(project, topic), b"raw", seq=seq)
+    future = publisher_client().publish(lobbies.topic_path(project, topic), b"raw", seq=seq)
     future.result(timeout=TIMEOUT_S)
     return endpoint.wait(seq, TIMEOUT_S) - started
 
@@ -150,7 +150,7 @@ def echo_direct(echo_url: str, project: str) -> float:
     }
     body = {"message": message, "subscription": f"projects/{project}/subscriptions/bench"}
     request = urllib.request.Request(
-        pubsub_lobby.push_endpoint(echo_url, project, LOBBY),
+        lobbies.push_endpoint(echo_url, project, LOBBY),
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
         method="POST",
@@ -162,7 +162,7 @@ def echo_direct(echo_url: str, project: str) -> float:
 
 
 def _has_echo(view: dict[str, Any]) -> bool:
-    return any(m["sender"] == ECHO for m in view["messages"])
+    return any(m.sender == ECHO for m in view.messages)
 
 
 def _poll(user: UserClient, conversation_id: str, started: float) -> float:

@@ -1,7 +1,7 @@
 """What `agentlobby run-code FILE` costs as a whole command, against plain `python3 FILE`.
 
 The command is `.venv/bin/agentlobby run-code FILE` when the venv has the console script, else
-`.venv/bin/python -m agentlobby.run_code_cli FILE`; it pays for its own interpreter start and
+`.venv/bin/python -m agentlobby_cli.run_code FILE`; it pays for its own interpreter start and
 imports on top of the sandboxed run. Baselines, measured in the same run and interleaved round
 by round with the command: `python3` on PATH running FILE (what a user would type; on a pyenv
 machine a shell shim), the real interpreter behind it, and the interpreter the sandbox uses.
@@ -23,22 +23,19 @@ import subprocess
 import tempfile
 import time
 
-from agentlobby.sandbox import interpreter
+from timing import percentile
+
+from agentlobby.sandbox.runner import interpreter
 
 GOAL = 1.5
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def command(path: str) -> list[str]:
     venv = os.path.join(ROOT, ".venv", "bin")
     if os.access(os.path.join(venv, "agentlobby"), os.X_OK):
         return [os.path.join(venv, "agentlobby"), "run-code", path]
-    return [os.path.join(venv, "python"), "-m", "agentlobby.run_code_cli", path]
+    return [os.path.join(venv, "python"), "-m", "agentlobby_cli.run_code", path]
 
 
 def main() -> None:
@@ -74,7 +71,7 @@ def main() -> None:
     width = max(map(len, samples))
     print(f"{'variant':{width}} {'median ms':>10} {'p95 ms':>8} {'min ms':>7}")
     for name, values in samples.items():
-        med, p95 = statistics.median(values), percentile(values, 0.95)
+        med, p95 = statistics.median(values), percentile(values, 95.0)
         print(f"{name:{width}} {med:10.1f} {p95:8.1f} {min(values):7.1f}")
     names = list(variants)
     cmd = statistics.median(samples[names[0]])

@@ -4,7 +4,7 @@ Runs in process, as the interpreter agent does: `run_python(snippet)` against `s
 of the same file, interleaved round by round so that load from other work on the machine hits
 every variant alike. Two baselines, both measured in this run:
 
-- the interpreter the sandbox uses (sandbox.interpreter()): the sandbox's true overhead;
+- the interpreter the sandbox uses (sandbox.runner.interpreter()): the sandbox's true overhead;
 - `python3` as found on PATH: what a user would have typed (on a pyenv machine a shell
   shim), and the real interpreter behind it (without the shim's cost).
 
@@ -34,15 +34,12 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from agentlobby.sandbox import interpreter, run_python
+from timing import percentile
+
+from agentlobby.sandbox.runner import interpreter, run_python
 
 GOAL = 1.3
 Isolation = Literal["auto", "namespaces", "userns", "rlimits"]
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def resolved(python3: str) -> str:
@@ -102,7 +99,7 @@ def main() -> None:
     width = max(map(len, samples))
     print(f"{'variant':{width}} {'median ms':>10} {'p95 ms':>8} {'min ms':>7} {'cpu ms':>7}")
     for name, values in samples.items():
-        med, p95 = statistics.median(values), percentile(values, 0.95)
+        med, p95 = statistics.median(values), percentile(values, 95.0)
         used = statistics.median(cpu[name])
         print(f"{name:{width}} {med:10.1f} {p95:8.1f} {min(values):7.1f} {used:7.1f}")
     names = list(variants)

@@ -11,10 +11,11 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from agentlobby.api.routes import handle_request
 from agentlobby.config import settings
-from agentlobby.runtime import deliver, record_dead_lettered
-from agentlobby.sandbox_service import handle_run
-from agentlobby.user_api import handle_request
+from agentlobby.delivery.dead_letters import record_dead_lettered
+from agentlobby.delivery.pipeline import deliver
+from agentlobby.sandbox.service import handle_run
 
 
 @functions_framework.http

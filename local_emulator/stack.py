@@ -1,16 +1,13 @@
 """The local stack: real emulators, one functions-framework server per function, wired lobbies.
 
-The functions are found in functions/main.py: every `@functions_framework.cloud_event` entry
-that calls `deliver(event, "<module>")` is a lobby agent, `dead_letters` takes the dead-letter
-topic, and the `http` entry is the user agent. Each agent module's `default_lobbies` decides
-the memberships the stack creates, so adding an agent needs no change here.
+The functions are functions/main.py's entry points (roster.py); each agent module's
+`default_lobbies` decides the memberships the stack creates, so adding an agent needs no
+change here.
 """
 
 from __future__ import annotations
 
-import ast
 import concurrent.futures
-import importlib
 import os
 import random
 import secrets
@@ -18,66 +15,23 @@ import socket
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agentlobby import lobby as pubsub_lobby
-from agentlobby import membership
-from agentlobby.agent import AgentSpec
 from agentlobby.config import load_settings
 from agentlobby.messages import now
-from agentlobby.registry import AgentRecord, Registry
-from agentlobby.stack_state import StackInfo
+from agentlobby.store import lobbies, membership
+from agentlobby.store.registry import AgentRecord, Registry
 from local_emulator import prereqs, processes
+from local_emulator.roster import agent_spec, discover_targets
+from local_emulator.stack_state import StackInfo
 
 if TYPE_CHECKING:
-    from local_emulator.model_server import ModelServer
+    from local_emulator.model_server.server import ModelServer
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 EMULATOR_START_TIMEOUT_S = 60.0
 FUNCTION_START_TIMEOUT_S = 30.0
-DEAD_LETTER_TARGET = "dead_letters"
-
-
-@dataclass(frozen=True)
-class FunctionTarget:
-    name: str
-    kind: str  # "http", "agent" or "dead-letter"
-    module: str | None = None
-
-
-def discover_targets(main_py: Path) -> list[FunctionTarget]:
-    """Read main.py's entry points without importing it."""
-    tree = ast.parse(main_py.read_text(), filename=str(main_py))
-    targets = []
-    for node in tree.body:
-        if not isinstance(node, ast.FunctionDef):
-            continue
-        decorators = {ast.unparse(d) for d in node.decorator_list}
-        if "functions_framework.http" in decorators:
-            targets.append(FunctionTarget(node.name, "http"))
-        elif "functions_framework.cloud_event" in decorators:
-            module = _delivered_module(node)
-            if module:
-                targets.append(FunctionTarget(node.name, "agent", module))
-            elif node.name == DEAD_LETTER_TARGET:
-                targets.append(FunctionTarget(node.name, "dead-letter"))
-    return targets
-
-
-def _delivered_module(node: ast.FunctionDef) -> str | None:
-    for call in ast.walk(node):
-        if (
-            isinstance(call, ast.Call)
-            and isinstance(call.func, ast.Name)
-            and call.func.id == "deliver"
-            and len(call.args) == 2
-            and isinstance(call.args[1], ast.Constant)
-            and isinstance(call.args[1].value, str)
-        ):
-            return call.args[1].value
-    return None
 
 
 def _ephemeral_low() -> int:
@@ -253,7 +207,7 @@ class Stack:
 
     def _start_model_server(self) -> dict[str, str]:
         """Replay a script, or record a real model's answers into one; else agents go direct."""
-        from local_emulator.model_server import ModelServer, load_script_file
+        from local_emulator.model_server.server import ModelServer, load_script_file
 
         if self.record_model_to is not None:
             upstream = os.environ.get("OPENAI_BASE_URL") or None
@@ -300,21 +254,21 @@ class Stack:
     def _wire(self, env: dict[str, str]) -> None:
         settings = load_settings(env)
         registry = Registry(self.project)
-        pubsub_lobby.ensure_topic(self.project, pubsub_lobby.DEAD_LETTER_TOPIC)
+        lobbies.ensure_topic(self.project, lobbies.DEAD_LETTER_TOPIC)
         for target in self.targets:
             if target.kind == "dead-letter":
-                pubsub_lobby.ensure_plain_push_subscription(
+                lobbies.ensure_plain_push_subscription(
                     self.project,
-                    pubsub_lobby.DEAD_LETTER_TOPIC,
+                    lobbies.DEAD_LETTER_TOPIC,
                     "agentlobby-dead-letter-recorder",
-                    pubsub_lobby.push_endpoint(
-                        self.url(target.name), self.project, pubsub_lobby.DEAD_LETTER_TOPIC
+                    lobbies.push_endpoint(
+                        self.url(target.name), self.project, lobbies.DEAD_LETTER_TOPIC
                     ),
                 )
         if str(self.functions_dir) not in sys.path:
             # Agent modules beside main.py import as functions-framework imports them there.
             sys.path.insert(0, str(self.functions_dir))
-        specs = [(t, _spec(t)) for t in self.targets if t.kind == "agent"]
+        specs = [(t, agent_spec(t)) for t in self.targets if t.kind == "agent"]
         for target, spec in specs:
             registry.put_agent(
                 AgentRecord(
@@ -350,11 +304,3 @@ class Stack:
             else:
                 os.environ[name] = value
         self._saved_env = {}
-
-
-def _spec(target: FunctionTarget) -> AgentSpec:
-    assert target.module is not None
-    spec = getattr(importlib.import_module(target.module), "AGENT", None)
-    if not isinstance(spec, AgentSpec):
-        raise RuntimeError(f"{target.module} (entry point {target.name}) defines no AGENT")
-    return spec

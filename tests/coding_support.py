@@ -12,11 +12,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from agentlobby.client import UserClient
-from agentlobby.conversations import TERMINAL
-from local_emulator.model_script import Script
+from agentlobby.lifecycle import TERMINAL
+from local_emulator.model_server.script import Script
 from local_emulator.stack import Stack
-from tests.conftest import wait_for
+from tests.conftest import JsonUser, wait_for
 
 TASK_TIMEOUT_S = 60.0
 MODEL_AGENTS = ("vision", "coder", "checker")
@@ -69,7 +68,7 @@ def assert_every_request_named(stats: dict[str, Any]) -> None:
     assert "" not in stats["agents"], "some model requests had no X-Agentlobby-Agent header"
 
 
-def finished(user: UserClient, conversation_id: str, timeout_s: float = TASK_TIMEOUT_S) -> Any:
+def finished(user: JsonUser, conversation_id: str, timeout_s: float = TASK_TIMEOUT_S) -> Any:
     """The conversation view once it reached a terminal status."""
 
     def terminal() -> dict[str, Any] | None:

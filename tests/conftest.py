@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from agentlobby.client import UserClient
-from agentlobby.stack_state import StackInfo, write_state
+from agentlobby_cli.client import UserClient
 from local_emulator.stack import Stack
+from local_emulator.stack_state import StackInfo, write_state
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,9 +52,23 @@ def info(stack: Stack) -> StackInfo:
     return stack.info
 
 
+class JsonUser:
+    """The user API's answers as the JSON a user sees. They go through the CLI's typed client,
+    which checks each against the API's models, and are dumped back to JSON for assertions."""
+
+    def __init__(self, client: UserClient) -> None:
+        self.client = client
+
+    def post(self, lobby: str, text: str, **fields: Any) -> dict[str, Any]:
+        return self.client.post(lobby, text, **fields).model_dump(mode="json")
+
+    def conversation(self, conversation_id: str) -> dict[str, Any]:
+        return self.client.conversation(conversation_id).model_dump(mode="json")
+
+
 @pytest.fixture(scope="session")
-def user(info: StackInfo) -> UserClient:
-    return UserClient(info.user_url, info.api_token)
+def user(info: StackInfo) -> JsonUser:
+    return JsonUser(UserClient(info.user_url, info.api_token))
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +101,7 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, interval_s: 
 
 
 def wait_for_messages(
-    user: UserClient, conversation_id: str, count: int, timeout_s: float = 15.0
+    user: JsonUser, conversation_id: str, count: int, timeout_s: float = 15.0
 ) -> list[dict[str, Any]]:
     def enough() -> list[dict[str, Any]] | None:
         messages = user.conversation(conversation_id)["messages"]

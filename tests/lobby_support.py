@@ -14,14 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from agentlobby import membership
 from agentlobby.config import Settings, load_settings
 from agentlobby.messages import Envelope, now
-from agentlobby.registry import AgentRecord, Registry
-from agentlobby.stack_state import StackInfo
-from agentlobby.tail import LobbyTail
+from agentlobby.store import membership
+from agentlobby.store.registry import AgentRecord, Registry
+from agentlobby.store.tail import LobbyTail
 from local_emulator import processes
 from local_emulator.stack import free_port
+from local_emulator.stack_state import StackInfo
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_AGENTS_MAIN = REPO / "tests" / "agent_functions" / "main.py"

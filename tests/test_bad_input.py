@@ -15,12 +15,11 @@ from typing import Any
 
 import pytest
 
-from agentlobby.backends import firestore_client
-from agentlobby.client import UserClient
-from agentlobby.lobby import topic_path
 from agentlobby.messages import MAX_ENVELOPE_BYTES
-from agentlobby.stack_state import StackInfo
-from tests.conftest import wait_for, wait_for_messages
+from agentlobby.store.clients import firestore_client
+from agentlobby.store.lobbies import topic_path
+from local_emulator.stack_state import StackInfo
+from tests.conftest import JsonUser, wait_for, wait_for_messages
 from tests.lobby_support import create_lobby_with, recording, settings_for
 
 RETRY_WINDOW_S = 3.0  # Pub/Sub retries a refused push after 1 s (the minimum backoff)
@@ -71,7 +70,7 @@ REFUSED_POSTS = [
 
 
 def test_refused_posts_answer_json_errors_and_write_nothing(
-    info: StackInfo, user: UserClient, lobby_name: str
+    info: StackInfo, user: JsonUser, lobby_name: str
 ) -> None:
     settings = settings_for(info)
     create_lobby_with(settings, lobby_name, "echo")
@@ -151,7 +150,7 @@ def envelope(conversation_id: str, lobby: str, **overrides: Any) -> dict[str, An
 
 
 def test_bad_pubsub_messages_are_acknowledged_and_recorded(
-    info: StackInfo, user: UserClient, lobby_name: str
+    info: StackInfo, user: JsonUser, lobby_name: str
 ) -> None:
     from google.cloud import pubsub_v1
 
@@ -212,7 +211,7 @@ def test_bad_pubsub_messages_are_acknowledged_and_recorded(
     ]
 
 
-def test_a_task_no_member_takes_on_stays_open(user: UserClient) -> None:
+def test_a_task_no_member_takes_on_stays_open(user: JsonUser) -> None:
     """A task posted to chat (where only echo listens, and not to tasks) is not `running`."""
     posted = user.post("chat", "write something", tests="assert True")
     time.sleep(1.5)

@@ -11,12 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from agentlobby.cli import PASSTHROUGH, build_parser
-from agentlobby.client import UserClient
-from agentlobby.lobby import topic_path
-from agentlobby.stack_state import StackInfo
+from agentlobby.store.lobbies import topic_path
+from agentlobby_cli.main import PASSTHROUGH, build_parser
 from local_emulator.stack import Stack
-from tests.conftest import REPO, wait_for_messages
+from local_emulator.stack_state import StackInfo
+from tests.conftest import REPO, JsonUser, wait_for_messages
 from tests.lobby_support import create_lobby_with, settings_for
 
 AGENTLOBBY = str(REPO / ".venv" / "bin" / "agentlobby")
@@ -73,7 +72,7 @@ def test_each_subcommand_has_help(command: str) -> None:
 
 
 def test_chat_prints_user_lines_and_echo_replies(
-    cli_env: dict[str, str], user: UserClient, echo_lobby: str
+    cli_env: dict[str, str], user: JsonUser, echo_lobby: str
 ) -> None:
     done = run(cli_env, "chat", echo_lobby, stdin="hello chat\n\nsecond line\n")
     assert done.returncode == 0, done.stderr
@@ -150,7 +149,7 @@ def test_chat_shows_a_duplicated_message_once(
 
 
 def test_send_wait_prints_the_reply(
-    cli_env: dict[str, str], user: UserClient, echo_lobby: str
+    cli_env: dict[str, str], user: JsonUser, echo_lobby: str
 ) -> None:
     done = run(cli_env, "send", echo_lobby, "ping over cli", "--wait", "--timeout", "20")
     assert done.returncode == 0, done.stderr
@@ -166,7 +165,7 @@ def test_send_wait_prints_the_reply(
 
 
 def test_send_without_wait_and_then_watch(
-    cli_env: dict[str, str], user: UserClient, echo_lobby: str
+    cli_env: dict[str, str], user: JsonUser, echo_lobby: str
 ) -> None:
     posted = json.loads(ok(cli_env, "send", echo_lobby, "watch this"))
     wait_for_messages(user, posted["conversation_id"], 2)

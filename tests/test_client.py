@@ -10,7 +10,20 @@ from typing import Any
 
 import pytest
 
-from agentlobby.client import ApiError, UserClient
+from agentlobby.errors import ApiError
+from agentlobby_cli.client import UserClient
+
+EMPTY_CONVERSATION = {
+    "conversation_id": "c1",
+    "lobby": "chat",
+    "status": "open",
+    "reason": None,
+    "rounds": 0,
+    "final_code": None,
+    "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    "messages": [],
+    "dead_letters": [],
+}
 
 
 @pytest.fixture
@@ -21,7 +34,7 @@ def recorder() -> Iterator[tuple[str, list[dict[str, str]]]]:
         def do_GET(self) -> None:
             seen.append({k.lower(): v for k, v in self.headers.items()})
             status = 200 if self.path == "/conversations/c1" else 404
-            body = json.dumps({"conversation_id": "c1"} if status == 200 else {"error": "nope"})
+            body = json.dumps(EMPTY_CONVERSATION if status == 200 else {"error": "nope"})
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.end_headers()

@@ -20,13 +20,12 @@ from pathlib import Path
 import pytest
 
 from agentlobby.agents.checker import parse_judgement
+from agentlobby.agents.coding import CODE_CORRECTION, extract_code
 from agentlobby.agents.interpreter import TESTS_SEPARATOR, program
-from agentlobby.client import UserClient
-from agentlobby.coding import CODE_CORRECTION, extract_code
 from agentlobby.config import load_settings
-from agentlobby.conversations import Conversations
-from agentlobby.deliveries import Claim, Deliveries
 from agentlobby.messages import CodeContent, Envelope
+from agentlobby.store.claims import Claim, Claims
+from agentlobby.store.conversations import Conversations
 from local_emulator.stack import Stack
 from tests.coding_support import (
     assert_every_request_named,
@@ -44,7 +43,7 @@ from tests.coding_support import (
     token,
     usage,
 )
-from tests.conftest import wait_for
+from tests.conftest import JsonUser, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = REPO / "local_emulator" / "demo_assets" / "checkerboard.png"
@@ -80,7 +79,7 @@ def add_task(tok: str) -> str:
 # --- the loop on the stack ------------------------------------------------------------------
 
 
-def test_passes_in_round_one_and_the_checker_asks_no_model(stack: Stack, user: UserClient) -> None:
+def test_passes_in_round_one_and_the_checker_asks_no_model(stack: Stack, user: JsonUser) -> None:
     tok = token()
     play(
         stack, {"agent": "coder", "match": tok, "replies": [reply(python_block(GOOD_ADD), 40, 12)]}
@@ -121,9 +120,7 @@ def test_passes_in_round_one_and_the_checker_asks_no_model(stack: Stack, user: U
     assert_every_request_named(stats)
 
 
-def test_failed_tests_get_model_feedback_and_round_two_passes(
-    stack: Stack, user: UserClient
-) -> None:
+def test_failed_tests_get_model_feedback_and_round_two_passes(stack: Stack, user: JsonUser) -> None:
     tok = token()
     feedback = "add subtracts b from a; it must return a + b"
     play(
@@ -186,7 +183,7 @@ def test_failed_tests_get_model_feedback_and_round_two_passes(
     assert_every_request_named(stats)
 
 
-def test_rounds_exhausted_fails_and_no_third_round_starts(stack: Stack, user: UserClient) -> None:
+def test_rounds_exhausted_fails_and_no_third_round_starts(stack: Stack, user: JsonUser) -> None:
     tok = token()
     play(
         stack,
@@ -220,9 +217,7 @@ def test_rounds_exhausted_fails_and_no_third_round_starts(stack: Stack, user: Us
     assert_every_request_named(stats)
 
 
-def test_spent_budget_stops_before_the_checker_asks_its_model(
-    stack: Stack, user: UserClient
-) -> None:
+def test_spent_budget_stops_before_the_checker_asks_its_model(stack: Stack, user: JsonUser) -> None:
     tok = token()
     play(
         stack,
@@ -247,7 +242,7 @@ def test_spent_budget_stops_before_the_checker_asks_its_model(
     assert_every_request_named(stats)
 
 
-def test_spent_budget_stops_the_coder_before_round_two(stack: Stack, user: UserClient) -> None:
+def test_spent_budget_stops_the_coder_before_round_two(stack: Stack, user: JsonUser) -> None:
     tok = token()
     play(
         stack,
@@ -269,7 +264,7 @@ def test_spent_budget_stops_the_coder_before_round_two(stack: Stack, user: UserC
 
 
 def test_malformed_answers_are_regenerated_and_never_published(
-    stack: Stack, user: UserClient
+    stack: Stack, user: JsonUser
 ) -> None:
     tok = token()
     play(
@@ -309,7 +304,7 @@ def test_malformed_answers_are_regenerated_and_never_published(
 
 
 def test_a_coder_that_never_writes_code_fails_after_bounded_tries(
-    stack: Stack, user: UserClient
+    stack: Stack, user: JsonUser
 ) -> None:
     tok = token()
     play(stack, {"agent": "coder", "match": tok, "replies": [reply("No code today.", 10, 1)] * 6})
@@ -336,7 +331,7 @@ def test_a_coder_that_never_writes_code_fails_after_bounded_tries(
 
 
 def test_rate_limit_and_server_error_are_retried_by_the_client(
-    stack: Stack, user: UserClient
+    stack: Stack, user: JsonUser
 ) -> None:
     tok = token()
     play(
@@ -361,7 +356,7 @@ def test_rate_limit_and_server_error_are_retried_by_the_client(
 
 
 def test_a_model_down_past_the_client_retries_is_tried_again_on_redelivery(
-    stack: Stack, user: UserClient
+    stack: Stack, user: JsonUser
 ) -> None:
     attempts = load_settings().model_for("coder").max_retries + 1
     tok = token()
@@ -387,7 +382,7 @@ def test_a_model_down_past_the_client_retries_is_tried_again_on_redelivery(
 
 
 def test_only_the_holder_of_a_claim_releases_it(stack: Stack) -> None:
-    first, other, redelivery = (Deliveries(stack.project) for _ in range(3))
+    first, other, redelivery = (Claims(stack.project) for _ in range(3))
     message_id = token()
     assert first.claim("coder", message_id, lease_s=600) is Claim.TAKEN
     other.release("coder", message_id)  # not its claim: nothing changes
@@ -399,7 +394,7 @@ def test_only_the_holder_of_a_claim_releases_it(stack: Stack) -> None:
     assert first.claim("coder", message_id, lease_s=600) is Claim.DONE
 
 
-def test_vision_describes_the_image_and_the_spec_carries_it(stack: Stack, user: UserClient) -> None:
+def test_vision_describes_the_image_and_the_spec_carries_it(stack: Stack, user: JsonUser) -> None:
     tok = token()
     seen = "A 4 by 4 checkerboard, top-left cell black. Print '#' for black and '.' for white."
     board = "for row in range(4):\n    print(''.join('#.'[(row + col) % 2] for col in range(4)))\n"
@@ -444,7 +439,7 @@ def test_vision_describes_the_image_and_the_spec_carries_it(stack: Stack, user: 
     assert_every_request_named(stats)
 
 
-def test_without_tests_the_checker_model_judges_a_pass(stack: Stack, user: UserClient) -> None:
+def test_without_tests_the_checker_model_judges_a_pass(stack: Stack, user: JsonUser) -> None:
     tok = token()
     code = GOOD_ADD + "\nprint(add(2, 3))\n"
     judgement = 'Verdict:\n```json\n{"passed": true, "feedback": "prints 5 as asked"}\n```'
@@ -476,7 +471,7 @@ def test_without_tests_the_checker_model_judges_a_pass(stack: Stack, user: UserC
 
 
 def test_without_tests_a_failing_judgement_in_the_last_round_fails(
-    stack: Stack, user: UserClient
+    stack: Stack, user: JsonUser
 ) -> None:
     tok = token()
     play(
@@ -505,7 +500,7 @@ def test_without_tests_a_failing_judgement_in_the_last_round_fails(
     assert_every_request_named(stats)
 
 
-def test_coder_model_calls_never_exceed_its_slots(stack: Stack, user: UserClient) -> None:
+def test_coder_model_calls_never_exceed_its_slots(stack: Stack, user: JsonUser) -> None:
     limit = load_settings().model_for("coder").concurrency
     tasks = limit * 2
     tok = token()
@@ -529,7 +524,7 @@ def test_coder_model_calls_never_exceed_its_slots(stack: Stack, user: UserClient
     assert_every_request_named(model_stats(stack))
 
 
-def test_a_duplicate_code_delivery_runs_once(stack: Stack, user: UserClient) -> None:
+def test_a_duplicate_code_delivery_runs_once(stack: Stack, user: JsonUser) -> None:
     tok = token()
     slow = "import time\n\ntime.sleep(2)\n\n\n" + GOOD_ADD
     play(stack, {"agent": "coder", "match": tok, "replies": [python_block(slow)]})

@@ -6,9 +6,9 @@ import re
 import shutil
 from pathlib import Path
 
-from agentlobby.client import UserClient
+from agentlobby_cli.client import UserClient
 from local_emulator.stack import FUNCTIONS_DIR, Stack
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, JsonUser, wait_for
 
 
 def readme_blocks() -> tuple[str, str]:
@@ -32,7 +32,7 @@ def test_readme_agent_runs_in_a_lobby(tmp_path: Path) -> None:
 
     with Stack(port_base=0, functions_dir=functions, log_dir=tmp_path / "logs") as stack:
         assert stack.info is not None
-        user = UserClient(stack.info.user_url, stack.info.api_token)
+        user = JsonUser(UserClient(stack.info.user_url, stack.info.api_token))
         posted = user.post("chat", "hello")
 
         def replies() -> dict[str, str] | None:

@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from agentlobby.client import UserClient
 from agentlobby.config import Settings
-from agentlobby.conversations import Conversations
-from agentlobby.lobby import topic_path
 from agentlobby.messages import Envelope, TextContent, new_id, now, reply_id
-from agentlobby.stack_state import StackInfo
+from agentlobby.store.conversations import Conversations
+from agentlobby.store.lobbies import topic_path
 from local_emulator.stack import Stack
-from tests.conftest import wait_for, wait_for_messages
+from local_emulator.stack_state import StackInfo
+from tests.conftest import JsonUser, wait_for, wait_for_messages
 from tests.lobby_support import (
     create_lobby_with,
     function_server,
@@ -75,13 +74,13 @@ def push(url: str, body: bytes) -> int:
         return int(response.status)
 
 
-def replies(user: UserClient, envelope: Envelope) -> list[dict[str, Any]]:
+def replies(user: JsonUser, envelope: Envelope) -> list[dict[str, Any]]:
     messages = user.conversation(envelope.conversation_id)["messages"]
     assert messages[0]["id"] == envelope.id
     return messages[1:]
 
 
-def assert_one_echo(user: UserClient, envelope: Envelope, heard: list[Envelope]) -> None:
+def assert_one_echo(user: JsonUser, envelope: Envelope, heard: list[Envelope]) -> None:
     """The transcript and the lobby both show the message and exactly one echo of it."""
     (reply,) = replies(user, envelope)
     assert (reply["sender"], reply["text"], reply["parent_id"]) == (
@@ -95,7 +94,7 @@ def assert_one_echo(user: UserClient, envelope: Envelope, heard: list[Envelope])
 
 
 def test_same_envelope_published_twice_is_answered_once(
-    info: StackInfo, user: UserClient, lobby_name: str
+    info: StackInfo, user: JsonUser, lobby_name: str
 ) -> None:
     from google.cloud import pubsub_v1
 
@@ -121,7 +120,7 @@ def test_same_envelope_published_twice_is_answered_once(
 
 @pytest.mark.parametrize("concurrent", [False, True], ids=["one-after-another", "concurrent"])
 def test_same_push_posted_twice_is_answered_once(
-    stack: Stack, info: StackInfo, user: UserClient, lobby_name: str, concurrent: bool
+    stack: Stack, info: StackInfo, user: JsonUser, lobby_name: str, concurrent: bool
 ) -> None:
     settings = settings_for(info)
     create_lobby_with(settings, lobby_name)  # echo is not a member: only our pushes reach it
@@ -166,7 +165,7 @@ def pid_gone(pid: int) -> bool:
 )
 def test_a_failed_first_attempt_is_redelivered_and_answered_once(
     info: StackInfo,
-    user: UserClient,
+    user: JsonUser,
     lobby_name: str,
     flaky: tuple[str, Path],
     text: str,
@@ -194,7 +193,7 @@ def test_a_failed_first_attempt_is_redelivered_and_answered_once(
 
 
 def test_a_handler_that_always_fails_ends_on_the_dead_letter_topic(
-    info: StackInfo, user: UserClient, lobby_name: str, flaky: tuple[str, Path]
+    info: StackInfo, user: JsonUser, lobby_name: str, flaky: tuple[str, Path]
 ) -> None:
     url, _ = flaky
     settings = settings_for(info)
@@ -218,7 +217,7 @@ def test_a_handler_that_always_fails_ends_on_the_dead_letter_topic(
 
 
 def test_a_redelivered_unreadable_push_is_one_dead_letter(
-    stack: Stack, info: StackInfo, user: UserClient
+    stack: Stack, info: StackInfo, user: JsonUser
 ) -> None:
     """The same malformed push twice: one dead letter that counts two arrivals."""
     posted = user.post("chat", "a conversation to attach the problem to")

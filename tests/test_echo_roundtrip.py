@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import time
 
-from agentlobby.client import UserClient
-from tests.conftest import wait_for_messages
+from tests.conftest import JsonUser, wait_for_messages
 
 
-def test_posted_text_is_echoed_once_in_order(user: UserClient) -> None:
+def test_posted_text_is_echoed_once_in_order(user: JsonUser) -> None:
     posted = user.post("chat", "hello lobby")
     messages = wait_for_messages(user, posted["conversation_id"], 2)
     time.sleep(1.0)  # a second echo, if there were one, would have arrived by now

@@ -7,13 +7,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from agentlobby import membership
-from agentlobby.client import UserClient
 from agentlobby.messages import now
-from agentlobby.registry import AgentRecord, Registry
-from agentlobby.stack_state import StackInfo
+from agentlobby.store import membership
+from agentlobby.store.registry import AgentRecord, Registry
 from local_emulator.stack import Stack
-from tests.conftest import REPO, wait_for_messages
+from local_emulator.stack_state import StackInfo
+from tests.conftest import REPO, JsonUser, wait_for_messages
 from tests.lobby_support import (
     create_lobby_with,
     function_server,
@@ -35,13 +34,13 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def texts(user: UserClient, conversation_id: str) -> list[tuple[str, str, str]]:
+def texts(user: JsonUser, conversation_id: str) -> list[tuple[str, str, str]]:
     messages = user.conversation(conversation_id)["messages"]
     return [(m["sender"], m["lobby"], m["text"]) for m in messages]
 
 
 def test_an_agent_in_two_lobbies_answers_each_in_its_own(
-    info: StackInfo, user: UserClient, lobby_name: str
+    info: StackInfo, user: JsonUser, lobby_name: str
 ) -> None:
     first, second = lobby_name, new_lobby_name()
     settings = settings_for(info)
@@ -82,7 +81,7 @@ def members(env: dict[str, str], lobby: str) -> list[str]:
 
 
 def test_enter_and_leave_at_runtime(
-    stack: Stack, user: UserClient, cli_env: dict[str, str], lobby_name: str
+    stack: Stack, user: JsonUser, cli_env: dict[str, str], lobby_name: str
 ) -> None:
     echo_server = next(c for c in stack.children if c.name == "function-echo").process
     cli(cli_env, "lobbies", "create", lobby_name)
@@ -117,7 +116,7 @@ def test_enter_and_leave_at_runtime(
 
 
 def test_two_echo_agents_do_not_answer_each_other(
-    info: StackInfo, user: UserClient, lobby_name: str, tmp_path: Path
+    info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
 ) -> None:
     settings = settings_for(info)
     create_lobby_with(settings, lobby_name, "echo")
@@ -142,7 +141,7 @@ def test_two_echo_agents_do_not_answer_each_other(
 
 
 def test_a_member_that_takes_tasks_counts_from_its_enter_until_its_leave(
-    info: StackInfo, user: UserClient, lobby_name: str
+    info: StackInfo, user: JsonUser, lobby_name: str
 ) -> None:
     """enter and leave take effect at once for what a post becomes, not after a cache expires."""
     settings = settings_for(info)

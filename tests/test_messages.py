@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from agentlobby.delivery.push import envelope_of, read_push
 from agentlobby.errors import InvalidMessage, PayloadTooLarge
 from agentlobby.messages import (
     KINDS,
@@ -24,7 +25,6 @@ from agentlobby.messages import (
     parse_envelope,
     reply_id,
 )
-from agentlobby.push import envelope_of, read_push
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n fake").decode()
 T0 = datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=UTC)

@@ -22,7 +22,7 @@ import openai
 import pytest
 
 from agentlobby.errors import ConfigError
-from local_emulator.model_server import ModelServer, Script, load_script_file, main
+from local_emulator.model_server.server import ModelServer, Script, load_script_file, main
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE = REPO / "local_emulator" / "scripts" / "example.json"
@@ -366,7 +366,7 @@ def test_record_mode_and_a_script_exclude_each_other(tmp_path: Path) -> None:
 
 
 def test_the_cli_serves_until_sigterm() -> None:
-    command = [sys.executable, "-m", "local_emulator.model_server", "--script", str(EXAMPLE)]
+    command = [sys.executable, "-m", "local_emulator.model_server.server", "--script", str(EXAMPLE)]
     with subprocess.Popen(command, cwd=REPO, stderr=subprocess.PIPE, text=True) as process:
         try:
             assert process.stderr is not None

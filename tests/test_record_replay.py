@@ -12,18 +12,18 @@ from typing import Any
 
 import pytest
 
-from agentlobby.client import UserClient
-from local_emulator.demo import FIZZBUZZ_TASK, FIZZBUZZ_TESTS
-from local_emulator.model_server import ModelServer, load_script_file
+from agentlobby_cli.client import UserClient
+from agentlobby_cli.demo import FIZZBUZZ_TASK, FIZZBUZZ_TESTS
+from local_emulator.model_server.server import ModelServer, load_script_file
 from local_emulator.stack import Stack
-from tests.conftest import wait_for
+from tests.conftest import JsonUser, wait_for
 
 DEMO_SCRIPT = Path(__file__).resolve().parent.parent / "local_emulator" / "scripts" / "demo.json"
 
 
 def run_task(stack: Stack) -> dict[str, Any]:
     assert stack.info is not None
-    user = UserClient(stack.info.user_url, stack.info.api_token)
+    user = JsonUser(UserClient(stack.info.user_url, stack.info.api_token))
     posted = user.post("coding", FIZZBUZZ_TASK, tests=FIZZBUZZ_TESTS)
 
     def finished() -> dict[str, Any] | None:

@@ -11,19 +11,19 @@ from typing import Any
 
 import pytest
 
-from agentlobby import user_api
-from agentlobby.agent import AgentContext, AgentSpec, Outgoing
-from agentlobby.client import UserClient
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.api import routes
 from agentlobby.config import Settings, load_settings
-from agentlobby.conversations import ConversationRecord, Conversations, Reply
-from agentlobby.deliveries import Claim, Deliveries
+from agentlobby.delivery.pipeline import _replies, deliver_pushed
+from agentlobby.delivery.push import PushedMessage
 from agentlobby.errors import TransientError
+from agentlobby.lifecycle import Lifecycle
 from agentlobby.messages import Envelope, TextContent, after, new_id, now, reply_id
-from agentlobby.push import PushedMessage
-from agentlobby.runtime import _replies, deliver_pushed
-from agentlobby.stack_state import StackInfo
+from agentlobby.store.claims import Claim, Claims
+from agentlobby.store.conversations import ConversationRecord, Conversations, Reply
 from local_emulator.stack import Stack
-from tests.conftest import wait_for_messages
+from local_emulator.stack_state import StackInfo
+from tests.conftest import JsonUser, wait_for_messages
 from tests.lobby_support import create_lobby_with, recording, settings_for
 
 
@@ -44,7 +44,7 @@ def post_with_key(info: StackInfo, lobby: str, body: dict[str, Any], key: str) -
 
 
 def test_one_idempotency_key_in_two_conversations_posts_two_messages(
-    info: StackInfo, user: UserClient, lobby_name: str
+    info: StackInfo, user: JsonUser, lobby_name: str
 ) -> None:
     create_lobby_with(settings_for(info), lobby_name, "echo")
     first = post_with_key(info, lobby_name, {"text": "first"}, "retry-1")
@@ -178,7 +178,7 @@ def dead_letter_push(info: StackInfo, message: Envelope, agent: str) -> bytes:
 def test_a_dead_lettered_duplicate_fails_nothing_while_the_message_is_handled(
     stack: Stack,
     info: StackInfo,
-    user: UserClient,
+    user: JsonUser,
     lobby_name: str,
     delivery: str,
     status: str,
@@ -187,7 +187,7 @@ def test_a_dead_lettered_duplicate_fails_nothing_while_the_message_is_handled(
     settings = settings_for(info)
     create_lobby_with(settings, lobby_name)
     message = started_conversation(settings, lobby_name)
-    deliveries = Deliveries(settings.project)
+    deliveries = Claims(settings.project)
     if delivery != "never":  # the checker's first delivery has it in hand, or finished it
         assert deliveries.claim("checker", message.id, 600.0) is Claim.TAKEN
     if delivery == "done":
@@ -207,7 +207,7 @@ def test_a_dead_lettered_duplicate_fails_nothing_while_the_message_is_handled(
 
 class _AlwaysChangedMeanwhile(Conversations):
     """Conversations whose document another step writes between each read and update: every
-    conditional update of finish() meets a real precondition failure on the emulator."""
+    conditional update of change_status() meets a real precondition failure on the emulator."""
 
     def _doc(self, conversation_id: str) -> Any:
         ref = super()._doc(conversation_id)
@@ -234,7 +234,9 @@ def test_a_finish_that_keeps_losing_the_race_says_so_instead_of_leaving_it_runni
     settings = settings_for(info)
     message = started_conversation(settings, lobby_name)
     with pytest.raises(TransientError, match="changed under it"):
-        _AlwaysChangedMeanwhile(settings.project).finish(message.conversation_id, "succeeded")
+        Lifecycle(_AlwaysChangedMeanwhile(settings.project)).end(
+            message.conversation_id, "succeeded", None
+        )
     assert Conversations(settings.project).get(message.conversation_id).status == "running"
 
 
@@ -266,7 +268,7 @@ def test_a_get_that_sees_the_end_sees_the_message_that_ended_it(
             read = super().transcript(conversation_id)
             if not transcript_read.is_set():  # the last step runs right after this read
                 self.record_replies(message, [final])
-                self.finish(message.conversation_id, "succeeded")
+                Lifecycle(self).end(message.conversation_id, "succeeded", None)
                 transcript_read.set()
             return read
 
@@ -274,9 +276,9 @@ def test_a_get_that_sees_the_end_sees_the_message_that_ended_it(
             assert transcript_read.wait(10)
             return super().get(conversation_id)
 
-    monkeypatch.setattr(user_api, "Conversations", EndsBetweenTheReads)
+    monkeypatch.setattr(routes, "Conversations", EndsBetweenTheReads)
     config = load_settings({**info.client_environment(), "AGENTLOBBY_API_TOKEN": "t"})
-    answer, status = user_api.handle_request(
+    answer, status = routes.handle_request(
         "GET",
         f"/conversations/{message.conversation_id}",
         {"authorization": "Bearer t"},

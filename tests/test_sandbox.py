@@ -22,14 +22,14 @@ from pathlib import Path
 
 import pytest
 
-from agentlobby import run_code_cli
 from agentlobby.errors import ConfigError, InvalidMessage
-from agentlobby.sandbox import (
+from agentlobby.sandbox.runner import (
     ExecutionResult,
     SandboxLimits,
     SandboxUnavailable,
     run_python,
 )
+from agentlobby_cli import run_code
 
 IS_ROOT = os.geteuid() == 0
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -157,7 +157,7 @@ def test_exit_codes_and_tracebacks_look_like_python() -> None:
     assert failed.exit_code == 1 and failed.reason is None
     assert failed.stderr.startswith("Traceback (most recent call last):\n")
     assert 'main.py", line 2, in f' in failed.stderr and "ValueError: boom" in failed.stderr
-    assert "sandbox_init" not in failed.stderr
+    assert "inside" not in failed.stderr
     broken = run("def (:")
     assert broken.exit_code == 1 and "SyntaxError" in broken.stderr
 
@@ -532,7 +532,7 @@ def test_as_an_unprivileged_user(sandbox_tmpdir: Path) -> None:
     marker = f"{time.time_ns() % 10**9}"
     script = f"""
         import json
-        from agentlobby.sandbox import SandboxLimits, run_python
+        from agentlobby.sandbox.runner import SandboxLimits, run_python
         auto = run_python("import os; print(os.getuid())")
         weak = run_python("import subprocess, time\\n"
                           "subprocess.Popen(['setsid', 'sleep', '302.{marker}'])\\n"
@@ -574,7 +574,7 @@ def test_run_code_prints_one_json_object(
 ) -> None:
     code = tmp_path / "job.py"
     code.write_text("import sys\nprint('out')\nsys.exit(4)\n")
-    assert run_code_cli.main([str(code), "--timeout", "5", "--memory-mb", "256"]) == 0
+    assert run_code.main([str(code), "--timeout", "5", "--memory-mb", "256"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["exit_code"] == 4 and out["stdout"] == "out\n" and out["reason"] is None
     assert set(out) == {
@@ -608,7 +608,7 @@ def test_run_code_usage_errors_exit_2(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "job.py").write_text("print(1)\n")
     with pytest.raises(SystemExit) as exit_info:
-        run_code_cli.main(args)
+        run_code.main(args)
     assert exit_info.value.code == 2
     captured = capsys.readouterr()
     assert message in captured.err and captured.out == ""
@@ -619,7 +619,7 @@ def test_run_code_as_a_command(tmp_path: Path) -> None:
     # Sleeping spends no CPU, so the wall clock, not the CPU limit, is what stops it.
     code.write_text("import time\ntime.sleep(60)\n")
     done = subprocess.run(
-        [sys.executable, "-m", "agentlobby.run_code_cli", str(code), "--timeout", "1"],
+        [sys.executable, "-m", "agentlobby_cli.run_code", str(code), "--timeout", "1"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -628,7 +628,7 @@ def test_run_code_as_a_command(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["reason"] == "timeout"
     help_text = subprocess.run(
-        [sys.executable, "-m", "agentlobby.run_code_cli", "--help"],
+        [sys.executable, "-m", "agentlobby_cli.run_code", "--help"],
         capture_output=True,
         text=True,
         check=True,

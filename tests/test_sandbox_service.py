@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentlobby.config import load_settings
-from agentlobby.sandbox_service import handle_run
+from agentlobby.sandbox.service import handle_run
 from local_emulator.stack import Stack
 
 

@@ -3,7 +3,7 @@ safely, and no spare outlives the process that started it.
 
 A run's helper pid is visible to the code at the rlimits levels, where the helper is the code's
 parent (its init); the namespace levels hide it behind a pid namespace, so these tests look at
-the spare from the host (sandbox_helpers._spares) and at the code's parent at the rlimits level.
+the spare from the host (helpers._spares) and at the code's parent at the rlimits level.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from agentlobby import sandbox, sandbox_helpers
-from agentlobby.sandbox import ExecutionResult, interpreter, run_python
+from agentlobby.sandbox import helpers, runner
+from agentlobby.sandbox.runner import ExecutionResult, interpreter, run_python
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 KEY = (interpreter(), os.geteuid())
@@ -30,18 +30,18 @@ KEY = (interpreter(), os.geteuid())
 @pytest.fixture(autouse=True)
 def no_spare_before_or_after() -> Iterator[None]:
     """Each test starts without a spare and leaves none behind."""
-    sandbox_helpers._close_spares()
+    helpers._close_spares()
     try:
         yield
     finally:
-        sandbox_helpers._close_spares()
+        helpers._close_spares()
 
 
 def spare_pid() -> int:
     """The idle spare's pid, waiting until the run that started it has put it in place."""
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        helper = sandbox_helpers._spares.get(KEY)
+        helper = helpers._spares.get(KEY)
         if helper is not None:
             return helper.pid
         time.sleep(0.01)
@@ -115,15 +115,15 @@ def test_a_spare_that_dies_after_the_liveness_check_falls_back_too(
     and the run goes to a cold helper without the code running twice."""
     run_python("pass")
     spare = spare_pid()
-    original = sandbox._take_spare
+    original = runner.take_spare
 
-    def take_and_kill(key: tuple[str, int]) -> sandbox_helpers._Helper | None:
+    def take_and_kill(key: tuple[str, int]) -> helpers._Helper | None:
         helper = original(key)
         if helper is not None:
             os.kill(helper.pid, signal.SIGKILL)
         return helper
 
-    monkeypatch.setattr(sandbox, "_take_spare", take_and_kill)
+    monkeypatch.setattr(runner, "take_spare", take_and_kill)
     result = run_python("import os; print('ran', os.getppid())", isolation="rlimits")
     assert result.exit_code == 0 and result.stdout.count("ran") == 1, result
     assert int(result.stdout.split()[1]) != spare
@@ -150,7 +150,7 @@ def test_concurrent_runs_from_threads_all_succeed() -> None:
     assert sorted(int(r.stdout) for r in results) == expected
     assert all(r.exit_code == 0 and r.stderr == "" for r in results)
     spare_pid()  # one spare left, not one per thread
-    assert list(sandbox_helpers._spares) == [KEY]
+    assert list(helpers._spares) == [KEY]
 
 
 @pytest.mark.parametrize("ending", ["sys.exit(0)", "os._exit(0)", "os.kill(os.getpid(), 9)"])
@@ -158,12 +158,12 @@ def test_the_spare_ends_with_the_process_that_started_it(ending: str) -> None:
     """atexit closes it on a normal exit; otherwise EOF on its job pipe ends it."""
     script = f"""
         import os, sys, time
-        from agentlobby import sandbox, sandbox_helpers
-        print(sandbox.run_python("print('ok')").stdout.strip())
-        key = (sandbox.interpreter(), os.geteuid())
-        while key not in sandbox_helpers._spares:
+        from agentlobby.sandbox import helpers, runner
+        print(runner.run_python("print('ok')").stdout.strip())
+        key = (runner.interpreter(), os.geteuid())
+        while key not in helpers._spares:
             time.sleep(0.01)
-        print(sandbox_helpers._spares[key].pid, flush=True)
+        print(helpers._spares[key].pid, flush=True)
         {ending}
     """
     done = subprocess.run(
@@ -184,10 +184,10 @@ def test_the_spare_ends_with_the_process_that_started_it(ending: str) -> None:
 
 def test_warm_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert run_python("print(1)", warm=False).stdout == "1\n"
-    assert sandbox_helpers._spares == {}
+    assert helpers._spares == {}
     monkeypatch.setenv("AGENTLOBBY_SANDBOX_WARM", "0")
     assert run_python("print(2)").stdout == "2\n"
-    assert sandbox_helpers._spares == {}
+    assert helpers._spares == {}
     assert run_python("print(3)", warm=True).stdout == "3\n"
     spare_pid()
 
@@ -197,11 +197,11 @@ def test_a_forked_child_does_not_touch_the_parents_spare() -> None:
     spare = spare_pid()
     pid = os.fork()
     if pid == 0:
-        ok = sandbox_helpers._spares == {} and run_python("print(1)").stdout == "1\n"
+        ok = helpers._spares == {} and run_python("print(1)").stdout == "1\n"
         os._exit(0 if ok else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
-    assert exists(spare) and sandbox_helpers._spares[KEY].pid == spare
+    assert exists(spare) and helpers._spares[KEY].pid == spare
     assert run_python("import os; print(os.getppid())", isolation="rlimits").stdout == f"{spare}\n"
 
 
@@ -211,14 +211,14 @@ def test_a_spare_that_cannot_be_started_costs_the_run_nothing(
     """Out of descriptors for the next run's spare: this run still answers, and its helper and
     pipes are not left behind."""
 
-    def out_of_fds(python: str) -> sandbox_helpers._Helper:
+    def out_of_fds(python: str) -> helpers._Helper:
         raise OSError(24, "Too many open files")
 
-    monkeypatch.setattr(sandbox_helpers, "_spawn", out_of_fds)  # the spare's start, not the run's
+    monkeypatch.setattr(helpers, "spawn", out_of_fds)  # the spare's start, not the run's
     fds_before = len(os.listdir("/proc/self/fd"))
     result = run_python("print('ran')", isolation="rlimits")
     assert (result.exit_code, result.stdout) == (0, "ran\n")
-    assert KEY not in sandbox_helpers._spares
+    assert KEY not in helpers._spares
     assert len(os.listdir("/proc/self/fd")) == fds_before
 
 
@@ -229,9 +229,9 @@ def test_a_helper_that_runs_out_of_descriptors_leaks_none(monkeypatch: pytest.Mo
         raise OSError(24, "Too many open files")
 
     fds_before = len(os.listdir("/proc/self/fd"))
-    monkeypatch.setattr(sandbox_helpers.os, "open", refused)
-    with pytest.raises(sandbox.SandboxUnavailable, match="Too many open files"):
-        sandbox_helpers._spawn(interpreter())
+    monkeypatch.setattr(helpers.os, "open", refused)
+    with pytest.raises(runner.SandboxUnavailable, match="Too many open files"):
+        helpers.spawn(interpreter())
     monkeypatch.undo()
     assert len(os.listdir("/proc/self/fd")) == fds_before
 
@@ -241,10 +241,10 @@ def test_a_fork_while_a_helper_waits_for_its_job_does_not_hold_it_back(
 ) -> None:
     """Another thread forks between a helper's start and its job: the child's copy of the job
     pipe must not keep the helper waiting for an EOF (the run would time out, its code unrun)."""
-    spawn = sandbox._spawn
+    spawn = runner.spawn
     children: list[int] = []
 
-    def spawn_then_fork(python: str) -> sandbox_helpers._Helper:
+    def spawn_then_fork(python: str) -> helpers._Helper:
         helper = spawn(python)
         pid = os.fork()
         if pid == 0:  # a long-lived child, e.g. a worker forked by a server
@@ -253,13 +253,13 @@ def test_a_fork_while_a_helper_waits_for_its_job_does_not_hold_it_back(
         children.append(pid)
         return helper
 
-    monkeypatch.setattr(sandbox, "_spawn", spawn_then_fork)
+    monkeypatch.setattr(runner, "spawn", spawn_then_fork)
     try:
         result = run_python(
             "print('ran')",
             isolation="rlimits",
             warm=False,
-            limits=sandbox.SandboxLimits(timeout_s=2),
+            limits=runner.SandboxLimits(timeout_s=2),
         )
     finally:
         for pid in children:

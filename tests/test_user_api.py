@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentlobby import user_api
+from agentlobby.api import routes
 from agentlobby.config import Settings, load_settings
 from agentlobby.messages import MAX_ENVELOPE_BYTES, MAX_TEXT_CHARS
 
@@ -33,9 +33,9 @@ def no_backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"reached a backend with {args!r}: the request was not refused")
 
-    monkeypatch.setattr(user_api, "Registry", refuse)
-    monkeypatch.setattr(user_api, "Conversations", refuse)
-    monkeypatch.setattr(user_api.pubsub_lobby, "publish", refuse)
+    monkeypatch.setattr(routes, "Registry", refuse)
+    monkeypatch.setattr(routes, "Conversations", refuse)
+    monkeypatch.setattr(routes.lobbies, "publish", refuse)
     yield
 
 
@@ -48,7 +48,7 @@ def call(
     headers: dict[str, str] | None = None,
 ) -> tuple[str, int]:
     raw = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
-    answer, status = user_api.handle_request(
+    answer, status = routes.handle_request(
         method, path, AUTH if headers is None else headers, raw, config
     )
     assert set(answer) == {"error"}, answer
@@ -57,7 +57,7 @@ def call(
 
 
 def test_health_needs_no_token(config: Settings) -> None:
-    assert user_api.handle_request("GET", "/healthz", {}, b"", config) == ({"status": "ok"}, 200)
+    assert routes.handle_request("GET", "/healthz", {}, b"", config) == ({"status": "ok"}, 200)
 
 
 @pytest.mark.parametrize(

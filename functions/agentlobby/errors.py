@@ -8,6 +8,7 @@
     │   ├── UnknownAgent            an agent name that the registry or main.py does not hold
     │   ├── UnknownConversation     a conversation id that Firestore does not hold
     │   ├── HopLimitExceeded        a message chain grew past the hop limit (a loop between agents)
+    │   ├── ApiError                the user API refused a request (the CLI's HTTP client)
     │   ├── ModelOutputError        the model kept answering without what was asked for
     │   └── ModelRejected           the model API refused the request (4xx other than 429)
     ├── TransientError              the world is briefly unavailable: raise so Pub/Sub redelivers
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AgentlobbyError",
+    "ApiError",
     "BackendUnavailable",
     "ConfigError",
     "DeliveryInProgress",
@@ -58,6 +60,15 @@ class InvalidMessage(PermanentError):
 
 class PayloadTooLarge(InvalidMessage):
     """A payload is over its size limit; the message gives the size and the limit."""
+
+
+class ApiError(PermanentError):
+    """The user API refused a request (4xx, or an answer that is not the API's); `status` is
+    the HTTP status. A 5xx reaches the CLI as BackendUnavailable instead: retrying may help."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
 
 
 class UnknownLobby(PermanentError):

@@ -299,3 +299,10 @@ def after(parent: datetime) -> datetime:
 def order_key(envelope: Envelope) -> str:
     """Sorts a transcript: creation time, then id to break ties."""
     return f"{envelope.created_at.astimezone(UTC).strftime('%Y%m%dT%H%M%S.%fZ')}-{envelope.id}"
+
+
+def total_usage(transcript: list[Envelope]) -> Usage:
+    """The tokens a transcript spent: derived on read, never kept in a counter."""
+    prompt = sum(m.usage.prompt_tokens for m in transcript if m.usage)
+    completion = sum(m.usage.completion_tokens for m in transcript if m.usage)
+    return Usage(prompt_tokens=prompt, completion_tokens=completion)

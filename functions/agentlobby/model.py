@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from agentlobby.config import ModelSettings, Settings
 from agentlobby.errors import ModelOutputError, ModelRejected, ModelUnavailable
 from agentlobby.messages import Usage
-from agentlobby.slots import Slots
+from agentlobby.store.slots import Slots
 
 if TYPE_CHECKING:
     import openai

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from agentlobby.agent import AgentSpec
-from agentlobby.agents import echo
+from agentlobby.agents import AgentSpec, echo
 
 AGENT = AgentSpec(
     name="echo_twin",

@@ -16,9 +16,9 @@ import os
 import signal
 from pathlib import Path
 
-from agentlobby import lobby
-from agentlobby.agent import AgentContext, AgentSpec, Outgoing
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
 from agentlobby.messages import USER_SENDER, Envelope
+from agentlobby.store import lobbies
 
 MODES = ("kill", "kill-stored", "raise", "always-raise")
 
@@ -52,7 +52,7 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
     return [Outgoing(content=message.content)]
 
 
-_publish = lobby.publish
+_publish = lobbies.publish
 
 
 def _publish_or_die(project: str, envelope: Envelope) -> str:
@@ -66,7 +66,7 @@ def _publish_or_die(project: str, envelope: Envelope) -> str:
     return _publish(project, envelope)
 
 
-lobby.publish = _publish_or_die
+lobbies.publish = _publish_or_die
 
 AGENT = AgentSpec(
     name="flaky",

@@ -8,7 +8,7 @@ from __future__ import annotations
 import functions_framework
 from cloudevents.http import CloudEvent
 
-from agentlobby.runtime import deliver
+from agentlobby.delivery.pipeline import deliver
 
 
 @functions_framework.cloud_event

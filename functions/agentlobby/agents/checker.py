@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from agentlobby.agent import AgentContext, AgentSpec, Outgoing
-from agentlobby.coding import (
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.agents.coding import (
     Task,
     budget_left,
     finish_failed,
@@ -21,7 +21,6 @@ from agentlobby.coding import (
     spec_of,
     task_of,
 )
-from agentlobby.conversations import TERMINAL
 from agentlobby.errors import ModelOutputError
 from agentlobby.messages import (
     Envelope,
@@ -109,7 +108,7 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
     result = message.content
     if not isinstance(result, ExecutionResultContent):
         return []
-    if ctx.conversations.get(message.conversation_id).status in TERMINAL:
+    if ctx.lifecycle.is_over(message.conversation_id):
         return []
     transcript = ctx.transcript(message.conversation_id)
     task = task_of(transcript)

@@ -7,8 +7,8 @@ conversation with it.
 
 from __future__ import annotations
 
-from agentlobby.agent import AgentContext, AgentSpec, Outgoing
-from agentlobby.coding import (
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.agents.coding import (
     CODE_CORRECTION,
     budget_left,
     extract_code,
@@ -17,7 +17,6 @@ from agentlobby.coding import (
     spec_of,
     task_of,
 )
-from agentlobby.conversations import TERMINAL
 from agentlobby.errors import ModelOutputError
 from agentlobby.messages import (
     CodeContent,
@@ -72,7 +71,7 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
     if isinstance(content, VerdictContent) and (content.passed or content.final):
         return []
     transcript = ctx.transcript(message.conversation_id)
-    if ctx.conversations.get(message.conversation_id).status in TERMINAL:
+    if ctx.lifecycle.is_over(message.conversation_id):
         return []
     if not any(isinstance(m.content, SpecContent) for m in transcript):
         return []

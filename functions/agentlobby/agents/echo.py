@@ -5,7 +5,7 @@ Answering only `sender == "user"` is what keeps two echo agents in one lobby fro
 
 from __future__ import annotations
 
-from agentlobby.agent import AgentContext, AgentSpec, Outgoing
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
 from agentlobby.messages import USER_SENDER, Envelope
 
 

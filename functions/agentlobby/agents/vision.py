@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import base64
 
-from agentlobby.agent import AgentContext, AgentSpec, Outgoing
-from agentlobby.coding import budget_left, finish_failed, task_of
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.agents.coding import budget_left, finish_failed, task_of
 from agentlobby.errors import ModelOutputError
 from agentlobby.messages import USER_SENDER, Envelope, SpecContent
 from agentlobby.model import ChatMessage
@@ -34,7 +34,7 @@ def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
     transcript = ctx.transcript(message.conversation_id)
     if any(m.kind == "spec" for m in transcript):
         return []  # a later user message in the same conversation is not a new task
-    ctx.conversations.mark_running(message.conversation_id)
+    ctx.lifecycle.start_work(message.conversation_id)
     task = task_of(transcript)
     if task.image is None:
         return [Outgoing(content=SpecContent(text=task.text))]

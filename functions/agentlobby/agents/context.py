@@ -1,0 +1,68 @@
+"""What a handler may use besides its message: the conversation, the model, the sandbox.
+
+Agents never import the store, Google's SDKs or the sandbox: they reach them here, one context
+per delivery, with heavy clients built only on first use (echo never imports openai).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from agentlobby.config import Settings
+from agentlobby.errors import UnknownAgent
+from agentlobby.messages import Envelope
+
+if TYPE_CHECKING:
+    from agentlobby.lifecycle import Lifecycle
+    from agentlobby.model import ModelClient
+    from agentlobby.sandbox.runner import ExecutionResult
+    from agentlobby.store.conversations import Conversations
+
+
+class AgentContext:
+    """One delivery's view of the world, for the agent named `agent` in `lobby`."""
+
+    def __init__(self, agent: str, lobby: str, settings: Settings) -> None:
+        self.agent = agent
+        self.lobby = lobby
+        self.settings = settings
+
+    @functools.cached_property
+    def _conversations(self) -> Conversations:
+        from agentlobby.store.conversations import Conversations
+
+        return Conversations(self.settings.project)
+
+    @functools.cached_property
+    def lifecycle(self) -> Lifecycle:
+        """Status moves of conversations: is one over, start work on one (lifecycle.py)."""
+        from agentlobby.lifecycle import Lifecycle
+
+        return Lifecycle(self._conversations)
+
+    def transcript(self, conversation_id: str) -> list[Envelope]:
+        """Every stored message of the conversation, in causal order."""
+        return self._conversations.transcript(conversation_id)
+
+    def agent_setting(self, agent: str, key: str) -> object:
+        """One of an agent's registry settings (`agentlobby agents set`), None when unset."""
+        from agentlobby.store.registry import Registry
+
+        try:
+            return Registry(self.settings.project).agent(agent).settings.get(key)
+        except UnknownAgent:
+            return None
+
+    @functools.cached_property
+    def model(self) -> ModelClient:
+        from agentlobby.model import ModelClient
+
+        return ModelClient.for_agent(self.agent, self.settings)
+
+    def run_code(self, source: str) -> ExecutionResult:
+        """Run a program in the sandbox (the sandbox function in the cloud) with the limits of
+        this function's settings."""
+        from agentlobby.sandbox.client import run_code
+
+        return run_code(source, self.settings)

@@ -1,0 +1,223 @@
+"""The user agent's HTTP trigger: post a message to a lobby, read a conversation.
+
+    POST /lobbies/{lobby}/messages   {"text": ..., "conversation_id"?: ..., coding fields?}
+                                      -> 202 {"conversation_id", "message_id"}
+    GET  /conversations/{id}          -> 200 {"conversation_id", "status", "messages": [...], ...}
+    GET  /healthz                     -> 200 (no token needed)
+
+Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. Bodies are
+validated before anything is written; errors answer 4xx with {"error": "..."} saying what to
+fix. A post is stored in the transcript before it is published, so the transcript never
+misses a message that agents saw. An `Idempotency-Key` header makes a retried post a no-op.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hmac
+import json
+import logging
+import re
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentlobby.api.schema import Posted, PostMessage
+from agentlobby.api.views import conversation_view
+from agentlobby.config import Settings
+from agentlobby.errors import (
+    AgentlobbyError,
+    InvalidMessage,
+    PayloadTooLarge,
+    TransientError,
+    UnknownConversation,
+    UnknownLobby,
+)
+from agentlobby.lifecycle import Status, first_status, is_over
+from agentlobby.logs import configure
+from agentlobby.messages import (
+    MAX_ENVELOPE_BYTES,
+    MESSAGE_ID,
+    USER_SENDER,
+    Envelope,
+    TaskContent,
+    TaskImage,
+    TextContent,
+    check_lobby_name,
+    check_size,
+    describe_validation_error,
+    new_id,
+    now,
+)
+from agentlobby.store import lobbies
+from agentlobby.store.conversations import Conversations
+from agentlobby.store.registry import Registry
+
+log = logging.getLogger(__name__)
+
+Response = tuple[dict[str, Any], int]
+_POST = re.compile(r"^/lobbies/([^/]+)/messages/?$")
+_GET = re.compile(r"^/conversations/([^/]+)/?$")
+_IDEMPOTENCY = uuid.UUID("1f0e7a52-3c0a-4c1e-8a5e-2b1d0c9f7a44")
+
+
+def handle_request(
+    method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
+) -> Response:
+    """Route one request; pure apart from Firestore and Pub/Sub, so tests can drive it."""
+    configure(config.log_level)
+    if path.rstrip("/") == "/healthz":
+        return {"status": "ok"}, 200
+    if not _authorized(headers, config):
+        return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
+    try:
+        if (match := _POST.match(path)) and method == "POST":
+            return _post(match.group(1), headers, body, config)
+        if (match := _GET.match(path)) and method == "GET":
+            return _get(match.group(1), config)
+        if _POST.match(path) or _GET.match(path):
+            return {"error": f"method {method} not allowed on {path}"}, 405
+        return {"error": f"no route {method} {path}: see docs/messages.md for the HTTP API"}, 404
+    except (UnknownLobby, UnknownConversation) as exc:
+        return {"error": str(exc)}, 404
+    except PayloadTooLarge as exc:
+        return {"error": str(exc)}, 413
+    except InvalidMessage as exc:
+        return {"error": str(exc)}, 422
+    except TransientError as exc:
+        log.warning("backend unavailable: %s", exc)
+        return {"error": f"temporarily unavailable, retry: {exc}"}, 503
+    except AgentlobbyError as exc:
+        return {"error": str(exc)}, 400
+
+
+def _authorized(headers: dict[str, str], config: Settings) -> bool:
+    if config.api_token is None:
+        return False
+    given = headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), config.api_token)
+
+
+def _parse_body(body: bytes) -> PostMessage:
+    if len(body) > MAX_ENVELOPE_BYTES:
+        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
+    try:
+        decoded = json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidMessage(f"body is not valid JSON: {exc}") from exc
+    if not isinstance(decoded, dict):
+        raise InvalidMessage('body must be a JSON object like {"text": "hello"}')
+    try:
+        return PostMessage.model_validate(decoded)
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc, "message")) from exc
+
+
+def _task_image(post: PostMessage) -> TaskImage | None:
+    if post.image is None:
+        return None
+    try:
+        return TaskImage.model_validate(
+            {"mime_type": post.image.mime_type, "data": post.image.data_base64}
+        )
+    except ValidationError as exc:
+        raise InvalidMessage(describe_validation_error(exc, "image")) from exc
+
+
+def _content(
+    post: PostMessage, image: TaskImage | None, lobby_takes_tasks: bool
+) -> TextContent | TaskContent:
+    """A task where a member works on tasks (the coding lobby) or task fields are given."""
+    task_fields = (post.tests, post.image, post.max_rounds, post.token_budget)
+    if not lobby_takes_tasks and all(value is None for value in task_fields):
+        return TextContent(text=post.text)
+    return TaskContent(
+        text=post.text,
+        tests=post.tests,
+        image=image,
+        max_rounds=post.max_rounds,
+        token_budget=post.token_budget,
+    )
+
+
+def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) -> Response:
+    try:
+        check_lobby_name(lobby)
+    except ValueError as exc:
+        raise InvalidMessage(str(exc)) from exc
+    post = _parse_body(body)
+    image = _task_image(post)  # everything is validated before the first read
+    _check_lobby(config.project, lobby)
+    takes_tasks = _lobby_takes_tasks(config.project, lobby)
+    content = _content(post, image, takes_tasks)
+    key = headers.get("idempotency-key")
+    conversation_id = post.conversation_id or (
+        uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex if key else new_id()
+    )
+    # The key is scoped to its conversation: agents remember deliveries by message id across
+    # conversations, so the same key in two conversations must not make the same id.
+    message_id = (
+        uuid.uuid5(_IDEMPOTENCY, f"{lobby}/{conversation_id}/{key}").hex if key else new_id()
+    )
+    envelope = check_size(
+        Envelope(
+            id=message_id,
+            conversation_id=conversation_id,
+            lobby=lobby,
+            sender=USER_SENDER,
+            content=content,
+            created_at=now(),
+        )
+    )
+    conversations = Conversations(config.project)
+    status: Status = first_status(isinstance(content, TaskContent), takes_tasks)
+    if post.conversation_id is None and key is None:
+        conversations.start(envelope, status)
+        stored = envelope
+    else:
+        conversations.open(conversation_id, lobby, status)
+        stored, _ = conversations.record(envelope)
+    lobbies.publish(config.project, stored)
+    return Posted(conversation_id=stored.conversation_id, message_id=stored.id).model_dump(), 202
+
+
+_known_lobbies: set[tuple[str, str]] = set()
+
+
+def _check_lobby(project: str, lobby: str) -> None:
+    """UnknownLobby unless the registry has it; lobbies are never removed, so found is cached."""
+    if (project, lobby) not in _known_lobbies:
+        Registry(project).lobby(lobby)
+        _known_lobbies.add((project, lobby))
+
+
+def _lobby_takes_tasks(project: str, lobby: str) -> bool:
+    """Whether a member listens to tasks, read per post: agents enter and leave at runtime, and
+    the change takes effect at once (a cached answer would keep a left lobby's posts running)."""
+    registry = Registry(project)
+    # A membership left behind by a removed agent names no agent: it takes nothing.
+    return any(
+        "task" in agent.listens_to for agent in registry.agents_named(registry.members(lobby))
+    )
+
+
+def _get(conversation_id: str, config: Settings) -> Response:
+    if not MESSAGE_ID.fullmatch(conversation_id):
+        raise UnknownConversation(conversation_id)  # no stored conversation has such an id
+    conversations = Conversations(config.project)
+    # Three reads issued together: one Firestore round trip, not three (two once it ended).
+    transcript = _READS.submit(conversations.transcript, conversation_id)
+    letters = _READS.submit(conversations.dead_letters, conversation_id)
+    record = conversations.get(conversation_id)
+    if is_over(record.status):
+        # A step stores its reply (or dead letter) before it ends the conversation, but reads
+        # issued together may see the end and miss what led to it: read them again, after it.
+        transcript = _READS.submit(conversations.transcript, conversation_id)
+        letters = _READS.submit(conversations.dead_letters, conversation_id)
+    view = conversation_view(record, transcript.result(), letters.result())
+    return view.model_dump(mode="json"), 200
+
+
+_READS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="reads")

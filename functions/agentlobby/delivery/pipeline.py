@@ -1,0 +1,157 @@
+"""Delivering one pushed message to one agent, at least once in, exactly once in effect.
+
+The order of a delivery:
+1. decode and validate; a permanent problem is recorded as a dead letter and acknowledged;
+2. skip what the agent does not listen to, and what it already finished (store/claims.py);
+3. exclusive agents take a leased claim; a fresh claim held elsewhere means "retry later";
+4. run the handler; reply ids are derived from (agent, incoming id, index), so a rerun after
+   a crash produces the same ids;
+5. store the replies in the transcript in one create() batch (first run wins) and publish what
+   is stored; a rerun finds the stored replies first and republishes them without running the
+   handler again, so two runs' answers never mix;
+6. mark the delivery done. A crash anywhere before this leaves it to the redelivery.
+Transient errors and bugs propagate once the claim is released, so the redelivery can take it
+at once: functions-framework answers 500 and Pub/Sub redelivers, until the subscription's
+dead-letter policy moves the message to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import logging
+from typing import Any
+
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.config import Settings, settings
+from agentlobby.delivery.dead_letters import EXCERPT_CHARS, record_dead_letter
+from agentlobby.delivery.push import PushedMessage, envelope_of, read_push
+from agentlobby.errors import (
+    DeliveryInProgress,
+    HopLimitExceeded,
+    InvalidMessage,
+    PermanentError,
+    UnknownAgent,
+)
+from agentlobby.lifecycle import Lifecycle
+from agentlobby.logs import configure
+from agentlobby.messages import Envelope, after, check_size, reply_id
+from agentlobby.store import lobbies
+from agentlobby.store.claims import Claim, Claims
+from agentlobby.store.conversations import Conversations, Reply
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def load_agent(module_path: str) -> AgentSpec:
+    """Import an agent module on first use, so a function imports only its own agent."""
+    try:
+        module = importlib.import_module(module_path)
+    except ModuleNotFoundError as exc:
+        raise UnknownAgent(module_path) from exc
+    spec = getattr(module, "AGENT", None)
+    if not isinstance(spec, AgentSpec):
+        raise UnknownAgent(f"{module_path} (it defines no AGENT = AgentSpec(...))")
+    return spec
+
+
+def deliver(event: Any, agent_module: str) -> None:
+    """Entry for every lobby agent: `event` is the CloudEvent functions-framework made."""
+    config = settings()
+    configure(config.log_level)
+    spec = load_agent(agent_module)
+    try:
+        pushed = read_push(event.get("source"), str(event.get("id") or ""), event.data)
+    except InvalidMessage as exc:
+        excerpt = repr(event.data)[:EXCERPT_CHARS]
+        record_dead_letter(
+            config, spec.name, None, {}, str(exc), excerpt, str(event.get("id") or "")
+        )
+        return
+    deliver_pushed(spec, pushed, config)
+
+
+def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> None:
+    try:
+        message = envelope_of(pushed)
+    except InvalidMessage as exc:
+        excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+        # The lobby it was delivered in, even when the attributes do not say.
+        where = {**pushed.attributes, "lobby": pushed.lobby} if pushed.lobby else pushed.attributes
+        record_dead_letter(
+            config, spec.name, None, where, str(exc), excerpt, pushed.pubsub_message_id
+        )
+        return
+    if message.kind not in spec.listens_to or message.sender == spec.name:
+        return
+    claims = Claims(config.project)
+    if spec.exclusive:
+        claim = claims.claim(spec.name, message.id, spec.lease_s or config.claim_lease_s)
+        if claim is Claim.DONE:
+            return
+        if claim is Claim.BUSY:
+            raise DeliveryInProgress(f"{spec.name} is already handling message {message.id}")
+    elif claims.is_done(spec.name, message.id):
+        return
+    fields = {"agent": spec.name, "conversation_id": message.conversation_id}
+    log.info("handling %s from %s", message.kind, message.sender, extra=fields)
+    try:
+        try:
+            _handle(spec, message, config)
+        except PermanentError as exc:
+            log.warning("giving up on %s: %s", message.id, exc, extra=fields)
+            excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+            record_dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
+            lifecycle = Lifecycle(Conversations(config.project))
+            lifecycle.fail_step(message.conversation_id, f"{spec.name} gave up: {exc}")
+        claims.finish(spec.name, message.id)
+    except Exception:
+        if spec.exclusive:
+            claims.release(spec.name, message.id)  # the redelivery may start at once
+        raise
+
+
+def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
+    conversations = Conversations(config.project)
+    # Replies an earlier run stored decide this delivery: a handler that calls a model
+    # answers differently each time, so it is not asked again and two runs never mix.
+    stored = conversations.stored_replies(message, spec.name)
+    if not stored:
+        stored = conversations.record_replies(message, _replies(spec, message, config))
+    for reply in stored:
+        lobbies.publish(config.project, reply.envelope)
+        if reply.ends_conversation is not None:
+            Lifecycle(conversations).end(
+                message.conversation_id, reply.ends_conversation, reply.reason
+            )
+
+
+def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Reply]:
+    ctx = AgentContext(agent=spec.name, lobby=message.lobby, settings=config)
+    outgoing = list(spec.handle(message, ctx))
+    if outgoing and message.hops + 1 > config.max_hops:
+        raise HopLimitExceeded(
+            f"{spec.name} would reply at hop {message.hops + 1}, past the limit of "
+            f"{config.max_hops} (AGENTLOBBY_MAX_HOPS): agents are probably answering each other"
+        )
+    return [
+        Reply(_envelope(spec.name, message, item, i), item.ends_conversation, item.reason)
+        for i, item in enumerate(outgoing)
+    ]
+
+
+def _envelope(agent: str, parent: Envelope, item: Outgoing, index: int) -> Envelope:
+    return check_size(
+        Envelope(
+            id=reply_id(agent, parent.id, index),
+            conversation_id=parent.conversation_id,
+            lobby=item.lobby or parent.lobby,
+            sender=agent,
+            content=item.content,
+            parent_id=parent.id,
+            hops=parent.hops + 1,
+            created_at=after(parent.created_at),
+            usage=item.usage,
+        )
+    )
