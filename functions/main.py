@@ -15,6 +15,7 @@ from agentlobby.api.routes import handle_request
 from agentlobby.config import settings
 from agentlobby.delivery.dead_letters import record_dead_lettered
 from agentlobby.delivery.pipeline import deliver
+from agentlobby.delivery.sweeper import handle_sweep
 from agentlobby.sandbox.service import handle_run
 
 
@@ -33,6 +34,16 @@ def sandbox(request: flask.Request) -> flask.Response:
     """HTTP trigger: runs code for the interpreter, in a function with no roles and no egress."""
     headers = {key.lower(): value for key, value in request.headers.items()}
     body, status = handle_run(request.method, request.path, headers, request.get_data(), settings())
+    return flask.make_response(flask.jsonify(body), status)
+
+
+@functions_framework.http
+def sweeper(request: flask.Request) -> flask.Response:
+    """HTTP trigger on a schedule: drives again the steps that stalled (delivery/sweeper.py)."""
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    body, status = handle_sweep(
+        request.method, request.path, headers, request.get_data(), settings()
+    )
     return flask.make_response(flask.jsonify(body), status)
 
 

@@ -23,6 +23,8 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    argv: list[str]
+    env: dict[str, str]
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -46,7 +48,12 @@ def start(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Chi
         start_new_session=True,
     )
     log_file.close()
-    return Child(name=name, process=process, log_path=log_path)
+    return Child(name=name, process=process, log_path=log_path, argv=argv, env=env)
+
+
+def restart(child: Child) -> Child:
+    """The same command again, logging to the same file: a crashed server's replacement."""
+    return start(child.name, child.argv, child.env, child.log_path.parent)
 
 
 def wait_http(child: Child, url: str, timeout_s: float) -> None:

@@ -8,12 +8,15 @@ change here.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import os
 import random
 import secrets
 import socket
 import sys
 import tempfile
+import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -32,6 +35,8 @@ if TYPE_CHECKING:
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
 EMULATOR_START_TIMEOUT_S = 60.0
 FUNCTION_START_TIMEOUT_S = 30.0
+SUPERVISE_EVERY_S = 0.5
+SWEEPER_TARGET = "sweeper"
 
 
 def _ephemeral_low() -> int:
@@ -89,6 +94,9 @@ class Stack:
         self.children: list[processes.Child] = []
         self.model_server: ModelServer | None = None
         self.info: StackInfo | None = None
+        self.restarts: dict[str, int] = {}
+        self._stopping = threading.Event()
+        self._watchers: list[threading.Thread] = []
         self._saved_env: dict[str, str | None] = {}
 
     def _ports(self, base: int) -> dict[str, int]:
@@ -144,6 +152,7 @@ class Stack:
         self._start_functions(env)
         self.progress("creating lobbies and memberships")
         self._wire(env)
+        self._watch(load_settings(env).sweep_interval_s)
         self.info = StackInfo(
             project=self.project,
             user_url=self.url("user"),
@@ -286,8 +295,54 @@ class Stack:
             for lobby in spec.default_lobbies:
                 membership.enter(settings, target.name, lobby)
 
+    def _watch(self, sweep_interval_s: float) -> None:
+        """Supervise the function servers (a dead one is started again, as Cloud Run starts a
+        new instance) and call the sweeper on a timer, as Cloud Scheduler does."""
+        self._stopping.clear()
+        self._watchers = [
+            threading.Thread(target=self._supervise, name="supervisor", daemon=True),
+        ]
+        if any(t.name == SWEEPER_TARGET for t in self.targets):
+            self._watchers.append(
+                threading.Thread(target=self._sweep_every, args=(sweep_interval_s,), daemon=True)
+            )
+        for watcher in self._watchers:
+            watcher.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(SUPERVISE_EVERY_S):
+            for index, child in enumerate(list(self.children)):
+                if not child.name.startswith("function-") or child.alive():
+                    continue
+                if self._stopping.is_set():
+                    return
+                name = child.name.removeprefix("function-")
+                self.restarts[name] = self.restarts.get(name, 0) + 1
+                self.progress(
+                    f"function {name} exited with code {child.process.returncode}: "
+                    f"starting it again (restart {self.restarts[name]})"
+                )
+                self.children[index] = processes.restart(child)
+
+    def _sweep_every(self, interval_s: float) -> None:
+        url = self.url(SWEEPER_TARGET) + "/"
+        while not self._stopping.wait(interval_s):
+            request = urllib.request.Request(url, data=b"", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=max(30.0, interval_s)) as answer:
+                    report = json.loads(answer.read())
+            except (OSError, ValueError) as exc:  # the sweeper restarting: the next tick retries
+                self.progress(f"sweep failed: {exc}")
+                continue
+            if report.get("redriven") or report.get("given_up") or report.get("failed"):
+                self.progress(f"sweep: {json.dumps(report)}")
+
     def stop(self) -> None:
         """Stop everything started; each part even if another one failed to stop."""
+        self._stopping.set()
+        for watcher in self._watchers:
+            watcher.join(timeout=2)
+        self._watchers = []
         try:
             if self.model_server is not None:
                 self.model_server.stop()

@@ -44,7 +44,7 @@ def stack_env(info: StackInfo, **extra: str) -> dict[str, str]:
     return {
         **keep,
         **info.client_environment(),
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
         "PYTHONUNBUFFERED": "1",
         **extra,
     }

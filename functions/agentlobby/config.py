@@ -44,9 +44,13 @@ class Settings:
     firestore_emulator_host: str | None
     api_token: str | None
     max_hops: int
+    max_messages: int
     max_rounds: int
     token_budget: int
     claim_lease_s: float
+    stall_s: float
+    max_redrives: int
+    sweep_interval_s: float
     ack_deadline_s: int
     max_delivery_attempts: int
     min_retry_delay_s: int
@@ -109,9 +113,15 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         firestore_emulator_host=env.get("FIRESTORE_EMULATOR_HOST") or None,
         api_token=env.get("AGENTLOBBY_API_TOKEN") or None,
         max_hops=_number(env, "AGENTLOBBY_MAX_HOPS", 64, int),
+        max_messages=_number(env, "AGENTLOBBY_MAX_MESSAGES", 500, int),
         max_rounds=_number(env, "AGENTLOBBY_MAX_ROUNDS", 3, int),
         token_budget=_number(env, "AGENTLOBBY_TOKEN_BUDGET", 200_000, int),
-        claim_lease_s=_number(env, "AGENTLOBBY_CLAIM_LEASE_S", 600.0, float),
+        # Renewed while the handler runs: a dead holder's claim lapses within this.
+        claim_lease_s=_number(env, "AGENTLOBBY_CLAIM_LEASE_S", 30.0, float),
+        # The sweeper redrives a step that stayed pending this long (delivery/sweeper.py).
+        stall_s=_number(env, "AGENTLOBBY_STALL_S", 20.0 if emulated else 120.0, float),
+        max_redrives=_number(env, "AGENTLOBBY_MAX_REDRIVES", 3, int),
+        sweep_interval_s=_number(env, "AGENTLOBBY_SWEEP_INTERVAL_S", 5.0, float),
         ack_deadline_s=min(600, _number(env, "AGENTLOBBY_ACK_DEADLINE_S", 600, int)),
         max_delivery_attempts=max(5, _number(env, "AGENTLOBBY_MAX_DELIVERY_ATTEMPTS", 5, int)),
         # On the emulator everything is on one machine: retry within seconds, not minutes.

@@ -7,7 +7,9 @@
     │   ├── UnknownLobby            a lobby name that the registry does not hold
     │   ├── UnknownAgent            an agent name that the registry or main.py does not hold
     │   ├── UnknownConversation     a conversation id that Firestore does not hold
-    │   ├── HopLimitExceeded        a message chain grew past the hop limit (a loop between agents)
+    │   ├── RunawayConversation     agents kept answering each other: the conversation is stopped
+    │   │   ├── HopLimitExceeded    a message chain grew past the hop limit (depth, ping-pong)
+    │   │   └── MessageLimitExceeded  a conversation grew past its message limit (breadth)
     │   ├── ApiError                the user API refused a request (the CLI's HTTP client)
     │   ├── ModelOutputError        the model kept answering without what was asked for
     │   └── ModelRejected           the model API refused the request (4xx other than 429)
@@ -32,11 +34,13 @@ __all__ = [
     "DeliveryInProgress",
     "HopLimitExceeded",
     "InvalidMessage",
+    "MessageLimitExceeded",
     "ModelOutputError",
     "ModelRejected",
     "ModelUnavailable",
     "PayloadTooLarge",
     "PermanentError",
+    "RunawayConversation",
     "SandboxUnavailable",
     "StackNotFound",
     "TransientError",
@@ -93,8 +97,16 @@ class UnknownConversation(PermanentError):
         self.conversation_id = conversation_id
 
 
-class HopLimitExceeded(PermanentError):
+class RunawayConversation(PermanentError):
+    """Agents are probably answering each other forever: the conversation fails, naming them."""
+
+
+class HopLimitExceeded(RunawayConversation):
     """A reply would exceed the hop limit, so agents are probably answering each other forever."""
+
+
+class MessageLimitExceeded(RunawayConversation):
+    """A conversation would grow past its message limit (agents multiplying each other)."""
 
 
 class ModelOutputError(PermanentError):

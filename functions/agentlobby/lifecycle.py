@@ -11,7 +11,9 @@
   reason. The first end wins; a later one (a redelivery, a racing dead letter) changes nothing.
 - A dead-lettered step fails a `running` conversation, saying why; an `open` one stays open,
   since a chat goes on without the agent that failed.
-- Agents do no work on a conversation that is over.
+- A runaway (agents answering each other past the hop or message limit) fails the
+  conversation, `open` or `running`, with a reason naming the agents.
+- Agents do no work on a conversation that is over: delivery skips its messages.
 """
 
 from __future__ import annotations
@@ -59,6 +61,13 @@ class Lifecycle:
         return self._conversations.change_status(
             conversation_id, status, reason, only_from={"open", "running"}
         )
+
+    def stop_runaway(self, conversation_id: str, reason: str) -> None:
+        """Agents kept answering each other: the conversation fails, open or running."""
+        with contextlib.suppress(UnknownConversation):
+            self._conversations.change_status(
+                conversation_id, "failed", reason, only_from={"open", "running"}
+            )
 
     def fail_step(self, conversation_id: str, reason: str) -> None:
         """A step was dead-lettered: a running conversation cannot go on, so it fails."""

@@ -8,6 +8,7 @@ is one document, so an envelope is capped well below that (Pub/Sub's 10 MB never
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,10 @@ from agentlobby.errors import InvalidMessage, PayloadTooLarge
 SCHEMA_VERSION: Literal[1] = 1
 MAX_ENVELOPE_BYTES = 900_000
 MAX_TEXT_CHARS = 200_000
+MAX_TOKEN_BUDGET = 100_000_000  # a budget beyond this is no budget; Firestore holds int64
+MAX_HOPS = 10_000
+MAX_ROUND = 1_000
+MAX_COUNT = 10**15  # any count stored (tokens, milliseconds): well inside Firestore's int64
 USER_SENDER = "user"
 
 LOBBY_NAME = re.compile(r"^[a-z][a-z0-9-]{2,62}$")
@@ -91,7 +96,7 @@ class CodeContent(Wire):
     kind: Literal["code"] = "code"
     language: Literal["python"] = "python"
     source: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
-    round: Annotated[int, Field(ge=1)] = 1
+    round: Annotated[int, Field(ge=1, le=MAX_ROUND)] = 1
     text: Text | None = None
 
 
@@ -122,7 +127,7 @@ class TaskContent(Wire):
     tests: Text | None = None
     image: TaskImage | None = None
     max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
-    token_budget: Annotated[int, Field(ge=1)] | None = None
+    token_budget: Annotated[int, Field(ge=1, le=MAX_TOKEN_BUDGET)] | None = None
 
 
 class SpecContent(Wire):
@@ -132,13 +137,13 @@ class SpecContent(Wire):
 
 class ExecutionResultContent(Wire):
     kind: Literal["execution-result"] = "execution-result"
-    round: Annotated[int, Field(ge=1)]
+    round: Annotated[int, Field(ge=1, le=MAX_ROUND)]
     code_id: Identifier
-    exit_code: int | None
+    exit_code: Annotated[int, Field(ge=-255, le=255)] | None
     stdout: Text
     stderr: Text
     timed_out: bool
-    duration_ms: Annotated[int, Field(ge=0)]
+    duration_ms: Annotated[int, Field(ge=0, le=MAX_COUNT)]
     truncated: bool
     reason: str | None
     tests_passed: bool | None = None
@@ -148,7 +153,7 @@ class ExecutionResultContent(Wire):
 
 class VerdictContent(Wire):
     kind: Literal["verdict"] = "verdict"
-    round: Annotated[int, Field(ge=1)]
+    round: Annotated[int, Field(ge=1, le=MAX_ROUND)]
     passed: bool
     feedback: Text
     final: bool = False  # no further round follows (passed, or the last allowed round)
@@ -158,7 +163,7 @@ class VerdictContent(Wire):
 class ResultContent(Wire):
     kind: Literal["result"] = "result"
     status: Literal["succeeded", "failed"]
-    rounds: Annotated[int, Field(ge=0)]
+    rounds: Annotated[int, Field(ge=0, le=MAX_ROUND)]
     code: Text | None
     output: Text | None
     reason: Text | None
@@ -193,8 +198,8 @@ KINDS: tuple[str, ...] = (
 class Usage(Wire):
     """Model tokens spent to produce one message."""
 
-    prompt_tokens: Annotated[int, Field(ge=0)] = 0
-    completion_tokens: Annotated[int, Field(ge=0)] = 0
+    prompt_tokens: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
+    completion_tokens: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
 
     @property
     def total_tokens(self) -> int:
@@ -211,7 +216,7 @@ class Envelope(Wire):
     sender: SenderName
     content: Content
     parent_id: Identifier | None = None
-    hops: Annotated[int, Field(ge=0)] = 0
+    hops: Annotated[int, Field(ge=0, le=MAX_HOPS)] = 0
     created_at: datetime
     usage: Usage | None = None
 
@@ -273,6 +278,19 @@ def check_size(envelope: Envelope) -> Envelope:
             "(one Firestore document per transcript entry): send less or split it"
         )
     return envelope
+
+
+def is_identifier(value: str | None) -> bool:
+    """Whether a value from outside (an attribute, a path) may be used as a document id."""
+    return value is not None and MESSAGE_ID.fullmatch(value) is not None
+
+
+def document_key(value: str) -> str:
+    """A Firestore-safe id for any string: itself when it is an identifier, else a digest (no
+    `/`, never over the key limit), so a hostile attribute can never break a write."""
+    if is_identifier(value):
+        return value
+    return "h-" + hashlib.sha256(value.encode("utf-8", "surrogateescape")).hexdigest()[:40]
 
 
 def new_id() -> str:

@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 AGENT_HEADER = "X-Agentlobby-Agent"
 CORRECTIVE_ATTEMPTS = 2
 SLOT_WAIT_S = 120.0
+SLOT_LEASE_S = 20.0  # renewed while the call runs: a dead holder frees its slot within it
 ChatMessage = dict[str, Any]
 T = TypeVar("T")
 
@@ -85,7 +86,7 @@ class ModelClient:
             self._project,
             self.agent,
             self.settings.concurrency,
-            lease_s=self.settings.timeout_s * (self.settings.max_retries + 1) + 30,
+            lease_s=SLOT_LEASE_S,
         )
         with slots.hold(SLOT_WAIT_S):
             try:

@@ -19,3 +19,13 @@ def flaky(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def echo_twin(event: CloudEvent) -> None:
     deliver(event, "tests.agent_functions.echo_twin")
+
+
+@functions_framework.cloud_event
+def doubler(event: CloudEvent) -> None:
+    deliver(event, "tests.agent_functions.doubler")
+
+
+@functions_framework.cloud_event
+def doubler_twin(event: CloudEvent) -> None:
+    deliver(event, "tests.agent_functions.doubler_twin")

@@ -56,5 +56,4 @@ AGENT = AgentSpec(
     handle=handle,
     default_lobbies=("coding",),
     exclusive=True,
-    lease_s=120.0,
 )

@@ -44,5 +44,4 @@ class AgentSpec:
     # Expensive or side-effecting handlers take a leased claim first, so a duplicate delivery
     # arriving meanwhile waits instead of repeating the work (a model call, running code).
     exclusive: bool = False
-    lease_s: float | None = None
     settings: dict[str, object] = field(default_factory=dict)

@@ -14,7 +14,6 @@ misses a message that agents saw. An `Idempotency-Key` header makes a retried po
 from __future__ import annotations
 
 import concurrent.futures
-import hmac
 import json
 import logging
 import re
@@ -25,6 +24,7 @@ from pydantic import ValidationError
 
 from agentlobby.api.schema import Posted, PostMessage
 from agentlobby.api.views import conversation_view
+from agentlobby.auth import bearer_token, tokens_match
 from agentlobby.config import Settings
 from agentlobby.errors import (
     AgentlobbyError,
@@ -95,9 +95,8 @@ def handle_request(
 def _authorized(headers: dict[str, str], config: Settings) -> bool:
     if config.api_token is None:
         return False
-    given = headers.get("authorization", "")
-    scheme, _, token = given.partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), config.api_token)
+    token = bearer_token(headers.get("authorization", ""))
+    return token is not None and tokens_match(token, config.api_token)
 
 
 def _parse_body(body: bytes) -> PostMessage:
@@ -107,6 +106,8 @@ def _parse_body(body: bytes) -> PostMessage:
         decoded = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"body is not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise InvalidMessage("body is nested too deeply: send a flat JSON object") from exc
     if not isinstance(decoded, dict):
         raise InvalidMessage('body must be a JSON object like {"text": "hello"}')
     try:

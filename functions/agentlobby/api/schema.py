@@ -13,6 +13,7 @@ from pydantic import Field
 from agentlobby.lifecycle import Status
 from agentlobby.messages import (
     MAX_TEXT_CHARS,
+    MAX_TOKEN_BUDGET,
     Content,
     Identifier,
     LobbyName,
@@ -47,7 +48,7 @@ class PostMessage(Wire):
     tests: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] | None = None
     image: ImageInput | None = None
     max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
-    token_budget: Annotated[int, Field(ge=1)] | None = None
+    token_budget: Annotated[int, Field(ge=1, le=MAX_TOKEN_BUDGET)] | None = None
 
 
 class Posted(Wire):

@@ -3,7 +3,8 @@
 The order of a delivery:
 1. decode and validate; a permanent problem is recorded as a dead letter and acknowledged;
 2. skip what the agent does not listen to, and what it already finished (store/claims.py);
-3. exclusive agents take a leased claim; a fresh claim held elsewhere means "retry later";
+3. exclusive agents take a leased claim, renewed while they work; a copy that finds a live
+   claim held elsewhere is acknowledged (the holder finishes, or the sweeper redrives it);
 4. run the handler; reply ids are derived from (agent, incoming id, index), so a rerun after
    a crash produces the same ids;
 5. store the replies in the transcript in one create() batch (first run wins) and publish what
@@ -17,9 +18,11 @@ dead-letter policy moves the message to the dead-letter topic.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
+from collections import Counter
 from typing import Any
 
 from agentlobby.agents import AgentContext, AgentSpec, Outgoing
@@ -27,15 +30,16 @@ from agentlobby.config import Settings, settings
 from agentlobby.delivery.dead_letters import EXCERPT_CHARS, record_dead_letter
 from agentlobby.delivery.push import PushedMessage, envelope_of, read_push
 from agentlobby.errors import (
-    DeliveryInProgress,
     HopLimitExceeded,
     InvalidMessage,
+    MessageLimitExceeded,
     PermanentError,
+    RunawayConversation,
     UnknownAgent,
 )
-from agentlobby.lifecycle import Lifecycle
+from agentlobby.lifecycle import Lifecycle, is_over
 from agentlobby.logs import configure
-from agentlobby.messages import Envelope, after, check_size, reply_id
+from agentlobby.messages import USER_SENDER, Envelope, after, check_size, reply_id
 from agentlobby.store import lobbies
 from agentlobby.store.claims import Claim, Claims
 from agentlobby.store.conversations import Conversations, Reply
@@ -87,29 +91,54 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
         return
     claims = Claims(config.project)
     if spec.exclusive:
-        claim = claims.claim(spec.name, message.id, spec.lease_s or config.claim_lease_s)
+        claim = claims.claim(spec.name, message.id, config.claim_lease_s)
         if claim is Claim.DONE:
             return
         if claim is Claim.BUSY:
-            raise DeliveryInProgress(f"{spec.name} is already handling message {message.id}")
+            # Acknowledged: the holder renews its claim while it works, and should it die the
+            # sweeper finds the step pending and drives it again (delivery/sweeper.py).
+            log.info(
+                "%s is already handling %s elsewhere: acknowledging this copy",
+                spec.name,
+                message.id,
+                extra={"agent": spec.name, "conversation_id": message.conversation_id},
+            )
+            return
     elif claims.is_done(spec.name, message.id):
         return
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
+    renewing = (
+        claims.kept(spec.name, message.id, config.claim_lease_s)
+        if spec.exclusive
+        else contextlib.nullcontext()
+    )
     try:
-        try:
-            _handle(spec, message, config)
-        except PermanentError as exc:
-            log.warning("giving up on %s: %s", message.id, exc, extra=fields)
-            excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
-            record_dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
-            lifecycle = Lifecycle(Conversations(config.project))
-            lifecycle.fail_step(message.conversation_id, f"{spec.name} gave up: {exc}")
+        with renewing:
+            _handle_or_give_up(spec, message, pushed, config)
         claims.finish(spec.name, message.id)
-    except Exception:
-        if spec.exclusive:
-            claims.release(spec.name, message.id)  # the redelivery may start at once
+    except Exception as exc:
+        if spec.exclusive:  # the redelivery may start at once, and learns what went wrong
+            claims.release(spec.name, message.id, f"{type(exc).__name__}: {exc}")
         raise
+
+
+def _handle_or_give_up(
+    spec: AgentSpec, message: Envelope, pushed: PushedMessage, config: Settings
+) -> None:
+    """Handle; a permanent problem is recorded as a dead letter and ends what it must end."""
+    try:
+        _handle(spec, message, config)
+    except PermanentError as exc:
+        fields = {"agent": spec.name, "conversation_id": message.conversation_id}
+        log.warning("giving up on %s: %s", message.id, exc, extra=fields)
+        excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
+        record_dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
+        lifecycle = Lifecycle(Conversations(config.project))
+        if isinstance(exc, RunawayConversation):
+            lifecycle.stop_runaway(message.conversation_id, str(exc))
+        else:
+            lifecycle.fail_step(message.conversation_id, f"{spec.name} gave up: {exc}")
 
 
 def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
@@ -118,7 +147,13 @@ def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
     # answers differently each time, so it is not asked again and two runs never mix.
     stored = conversations.stored_replies(message, spec.name)
     if not stored:
-        stored = conversations.record_replies(message, _replies(spec, message, config))
+        record = conversations.find(message.conversation_id)
+        if record is not None and is_over(record.status):
+            return  # nothing more happens in a conversation that is over (lifecycle.py)
+        replies = _replies(spec, message, config)
+        if record is not None and record.message_count + len(replies) > config.max_messages:
+            raise MessageLimitExceeded(_runaway(conversations, message, config.max_messages))
+        stored = conversations.record_replies(message, replies)
     for reply in stored:
         lobbies.publish(config.project, reply.envelope)
         if reply.ends_conversation is not None:
@@ -132,13 +167,25 @@ def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Reply
     outgoing = list(spec.handle(message, ctx))
     if outgoing and message.hops + 1 > config.max_hops:
         raise HopLimitExceeded(
-            f"{spec.name} would reply at hop {message.hops + 1}, past the limit of "
-            f"{config.max_hops} (AGENTLOBBY_MAX_HOPS): agents are probably answering each other"
+            f"{spec.name} would reply to {message.sender} at hop {message.hops + 1}, past the "
+            f"limit of {config.max_hops} (AGENTLOBBY_MAX_HOPS): agents are probably answering "
+            "each other"
         )
     return [
         Reply(_envelope(spec.name, message, item, i), item.ends_conversation, item.reason)
         for i, item in enumerate(outgoing)
     ]
+
+
+def _runaway(conversations: Conversations, message: Envelope, limit: int) -> str:
+    """Why a conversation is stopped: its size, the limit, and who sent how much of it."""
+    senders = Counter(m.sender for m in conversations.transcript(message.conversation_id))
+    senders.pop(USER_SENDER, None)
+    who = ", ".join(f"{agent} ({count})" for agent, count in senders.most_common(5))
+    return (
+        f"conversation stopped at its limit of {limit} messages (AGENTLOBBY_MAX_MESSAGES): "
+        f"agents are probably answering each other; messages by agent: {who or 'none'}"
+    )
 
 
 def _envelope(agent: str, parent: Envelope, item: Outgoing, index: int) -> Envelope:

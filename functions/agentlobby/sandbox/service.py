@@ -15,17 +15,19 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hmac
 from typing import Annotated, Any
 
 from pydantic import Field, ValidationError
 
+from agentlobby.auth import tokens_match
 from agentlobby.config import Settings
 from agentlobby.logs import configure
 from agentlobby.messages import MAX_TEXT_CHARS, Wire, describe_validation_error
 
 TOKEN_HEADER = "x-agentlobby-sandbox-token"
 MAX_BODY_BYTES = 2_000_000
+MAX_TIMEOUT_S = 600.0  # asked-for limits are capped by the function's settings anyway
+MAX_MEMORY_MB = 65_536
 
 
 class RunRequest(Wire):
@@ -33,8 +35,8 @@ class RunRequest(Wire):
     files: dict[Annotated[str, Field(pattern=r"^[\w.-]{1,100}$")], str] = Field(
         default_factory=dict
     )
-    timeout_s: Annotated[float, Field(gt=0)] | None = None
-    memory_mb: Annotated[int, Field(gt=0)] | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)] | None = None
+    memory_mb: Annotated[int, Field(gt=0, le=MAX_MEMORY_MB)] | None = None
 
 
 def handle_run(
@@ -46,7 +48,7 @@ def handle_run(
 
     if path.rstrip("/") == "/healthz":
         return {"status": "ok"}, 200
-    if config.sandbox_token is not None and not hmac.compare_digest(
+    if config.sandbox_token is not None and not tokens_match(
         headers.get(TOKEN_HEADER, ""), config.sandbox_token
     ):
         return {"error": f"missing or wrong {TOKEN_HEADER} header"}, 401

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from datetime import timedelta
 from typing import Any
 
 from agentlobby.messages import now
@@ -18,6 +19,7 @@ from agentlobby.store import leases
 from agentlobby.store.clients import firestore_client, translated
 
 log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 1_000
 
 
 class Claim(enum.Enum):
@@ -46,12 +48,7 @@ class Claims:
         None (never started, or its holder died). A dead letter of a duplicate that was told
         to wait while another delivery worked loses nothing unless this says None."""
         snap = self._doc(agent, message_id).get()
-        current = (snap.to_dict() if snap.exists else None) or {}
-        if current.get("state") == "done":
-            return Claim.DONE
-        if current.get("state") == "running" and leases.is_live(current):
-            return Claim.BUSY
-        return None
+        return _progress(snap.to_dict() if snap.exists else None)
 
     def claim(self, agent: str, message_id: str, lease_s: float) -> Claim:
         body = {
@@ -75,15 +72,58 @@ class Claims:
             return Claim.DONE
         return Claim.BUSY
 
-    def release(self, agent: str, message_id: str) -> None:
+    def kept(self, agent: str, message_id: str, lease_s: float) -> leases.Heartbeat:
+        """Renew this delivery's claim while the block runs (a context manager)."""
+        return leases.Heartbeat(self._db, self._doc(agent, message_id), self._holder, lease_s)
+
+    def release(self, agent: str, message_id: str, error: str | None = None) -> None:
         """Expire a claim this delivery holds, so the redelivery of a failed attempt takes it
-        over at once instead of waiting out the lease as BUSY."""
+        over at once instead of waiting out the lease as BUSY; `error` is kept for the dead
+        letter or the sweeper's reason, should the attempts run out."""
         from google.api_core import exceptions
 
+        note = {"last_error": error[:MAX_ERROR_CHARS]} if error else None
+        ref = self._doc(agent, message_id)
         try:
-            leases.let_go(self._db, self._doc(agent, message_id), self._holder, delete=False)
-        except exceptions.GoogleAPICallError as exc:
+            leases.let_go(self._db, ref, self._holder, delete=False, note=note)
+        except (exceptions.GoogleAPICallError, exceptions.RetryError) as exc:
             log.warning("could not release the claim on %s for %s: %s", message_id, agent, exc)
+
+    def last_error(self, agent: str, message_id: str) -> str | None:
+        """The error the last failed attempt left on the claim, if any."""
+        snap = self._doc(agent, message_id).get()
+        error = (snap.to_dict() or {}).get("last_error") if snap.exists else None
+        return str(error) if error else None
+
+    def progress_of(self, pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Claim | None]:
+        """progress() of many (agent, message id) pairs in one round trip."""
+        if not pairs:
+            return {}
+        refs = [self._doc(agent, message_id) for agent, message_id in pairs]
+        snaps = self._db.get_all(refs)
+        found = {snap.reference.id: snap.to_dict() for snap in snaps if snap.exists}
+        return {pair: _progress(found.get(f"{pair[0]}__{pair[1]}")) for pair in pairs}
+
+    def count_redrive(self, message_id: str, every_s: float) -> int | None:
+        """Count one more redrive of a message by the sweeper and return the count so far, or
+        None when the last one was less than `every_s` ago (give it time to land)."""
+        from google.cloud import firestore
+
+        ref = self._db.collection("redrives").document(message_id)
+        snap = ref.get()
+        last = (snap.to_dict() or {}).get("at") if snap.exists else None
+        if last is not None and str(last) > (now() - timedelta(seconds=every_s)).isoformat():
+            return None
+        ref.set({"count": firestore.Increment(1), "at": now().isoformat()}, merge=True)
+        return int(ref.get().get("count"))
+
+    def given_up(self, message_id: str) -> bool:
+        snap = self._db.collection("redrives").document(message_id).get()
+        return bool(snap.exists and (snap.to_dict() or {}).get("given_up"))
+
+    def give_up(self, message_id: str) -> None:
+        ref = self._db.collection("redrives").document(message_id)
+        ref.set({"given_up": True, "at": now().isoformat()}, merge=True)
 
     def finish(self, agent: str, message_id: str) -> None:
         self._doc(agent, message_id).set(
@@ -94,3 +134,12 @@ class Claims:
                 "done_at": now().isoformat(),
             }
         )
+
+
+def _progress(found: dict[str, Any] | None) -> Claim | None:
+    current = found or {}
+    if current.get("state") == "done":
+        return Claim.DONE
+    if current.get("state") == "running" and leases.is_live(current):
+        return Claim.BUSY
+    return None

@@ -37,9 +37,12 @@ def subscriber_client() -> pubsub_v1.SubscriberClient:
 
 
 def translated(cls: type[T]) -> type[T]:
-    """Class decorator: every method's Google SDK error leaves as one of ours (see ours())."""
+    """Class decorator: every public method's Google SDK error leaves as one of ours (ours()).
+
+    Private methods stay as they are: a public method may catch a specific SDK error
+    (AlreadyExists) from one of them, which a translation on the way would hide."""
     for name, member in list(vars(cls).items()):
-        if name.startswith("__"):
+        if name.startswith("_"):
             continue
         if isinstance(member, staticmethod):
             setattr(cls, name, staticmethod(_translating(member.__func__)))

@@ -39,6 +39,12 @@ class ConversationRecord(Wire):
     reason: str | None = None
     created_at: datetime
     updated_at: datetime
+    # Messages stored so far, counted in the same write that stores them (a runaway's bound).
+    message_count: int = 0
+    # The last write of a message or a status: the sweeper looks at what has been quiet.
+    active_at: datetime | None = None
+    # When the sweeper last found nothing pending: it looks again only after new activity.
+    swept_at: datetime | None = None
 
 
 class DeadLetter(Wire):
@@ -94,7 +100,12 @@ class Conversations:
 
         stamp = now()
         record = ConversationRecord(
-            id=conversation_id, lobby=lobby, status=status, created_at=stamp, updated_at=stamp
+            id=conversation_id,
+            lobby=lobby,
+            status=status,
+            created_at=stamp,
+            updated_at=stamp,
+            active_at=stamp,
         )
         with contextlib.suppress(exceptions.AlreadyExists):
             self._doc(conversation_id).create(record.model_dump(mode="json"))
@@ -109,6 +120,8 @@ class Conversations:
             status=status,
             created_at=envelope.created_at,
             updated_at=envelope.created_at,
+            message_count=1,
+            active_at=envelope.created_at,
         )
         batch = self._db.batch()
         batch.create(self._doc(record.id), record.model_dump(mode="json"))
@@ -131,7 +144,7 @@ class Conversations:
 
         ref = self._message_doc(envelope)
         try:
-            ref.create(self._message_body(envelope))
+            self._create_counted(envelope.conversation_id, [(ref, self._message_body(envelope))])
             return envelope, True
         except exceptions.AlreadyExists:
             return _stored_envelope(ref.get().to_dict()), False
@@ -147,17 +160,71 @@ class Conversations:
 
         if not replies:
             return []
-        batch = self._db.batch()
+        documents = []
         for reply in replies:
             body = self._message_body(reply.envelope)
             if reply.ends_conversation is not None:
                 body |= {"ends_conversation": reply.ends_conversation, "end_reason": reply.reason}
-            batch.create(self._message_doc(reply.envelope), body)
+            documents.append((self._message_doc(reply.envelope), body))
         try:
-            batch.commit()
+            self._create_counted(parent.conversation_id, documents)
         except exceptions.AlreadyExists:
             return self.stored_replies(parent, replies[0].envelope.sender)
         return replies
+
+    def _create_counted(self, conversation_id: str, documents: list[tuple[Any, Any]]) -> None:
+        """Create message documents and count them on their conversation, in one write; with
+        no conversation document (a message published by hand) they are created uncounted."""
+        from google.api_core import exceptions
+
+        for counted in (True, False):
+            batch = self._db.batch()
+            for ref, body in documents:
+                batch.create(ref, body)
+            if counted:
+                batch.update(self._doc(conversation_id), self._counted(len(documents)))
+            try:
+                batch.commit()
+                return
+            except exceptions.NotFound:
+                continue
+
+    @staticmethod
+    def _counted(added: int) -> dict[str, Any]:
+        from google.cloud import firestore
+
+        return {"message_count": firestore.Increment(added), "active_at": now().isoformat()}
+
+    def find(self, conversation_id: str) -> ConversationRecord | None:
+        """The conversation, or None when there is none (a message published by hand)."""
+        snap = self._doc(conversation_id).get()
+        return ConversationRecord.model_validate(snap.to_dict()) if snap.exists else None
+
+    def quiet(self, *, since: datetime, until: datetime) -> list[ConversationRecord]:
+        """Open or running conversations last active between `since` and `until`, and not swept
+        since then (the sweeper's work list)."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = (
+            self._db.collection("conversations")
+            .where(filter=FieldFilter("active_at", ">=", since.isoformat()))
+            .where(filter=FieldFilter("active_at", "<=", until.isoformat()))
+        )
+        records = [ConversationRecord.model_validate(snap.to_dict()) for snap in query.stream()]
+        return [
+            record
+            for record in records
+            if record.status in ("open", "running")
+            and (
+                record.swept_at is None
+                or record.active_at is None
+                or record.swept_at < record.active_at
+            )
+        ]
+
+    def mark_swept(self, conversation_id: str) -> None:
+        """Nothing was pending: leave it until it is active again."""
+        self._doc(conversation_id).update({"swept_at": now().isoformat()})
 
     def stored_replies(self, parent: Envelope, agent: str) -> list[Reply]:
         """The replies an earlier run of `agent` stored for `parent`: their ids are derived."""
@@ -196,8 +263,9 @@ class Conversations:
             if snap.get("status") not in only_from:
                 return False
             try:
+                stamp = now().isoformat()
                 ref.update(
-                    {"status": status, "reason": reason, "updated_at": now().isoformat()},
+                    {"status": status, "reason": reason, "updated_at": stamp, "active_at": stamp},
                     option=self._db.write_option(last_update_time=snap.update_time),
                 )
                 return True

@@ -122,3 +122,17 @@ class Registry:
         docs = self._db.collection("memberships").stream()
         records = (MembershipRecord.model_validate(d.to_dict()) for d in docs)
         return sorted(records, key=lambda m: (m.lobby, m.agent))
+
+    def members_since(self, lobby: str) -> dict[str, tuple[datetime, frozenset[str]]]:
+        """Each member of a lobby: when it entered and the kinds it listens to."""
+        from google.cloud.firestore_v1.base_query import FieldFilter
+
+        query = self._db.collection("memberships").where(filter=FieldFilter("lobby", "==", lobby))
+        entered = {
+            record.agent: record.entered_at
+            for record in (MembershipRecord.model_validate(s.to_dict()) for s in query.stream())
+        }
+        return {
+            agent.name: (entered[agent.name], frozenset(agent.listens_to))
+            for agent in self.agents_named(sorted(entered))
+        }

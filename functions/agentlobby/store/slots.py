@@ -2,7 +2,8 @@
 
 `limits/{agent}/slots/{n}` exists while slot n is held. A slot is taken with create() (fails
 if held) and released with delete(); a holder that died leaves a lease that expires, after
-which the slot is taken over (leases.py).
+which the slot is taken over (leases.py). The holder renews its lease while the model call
+runs, so a slot whose holder died is free again within the lease (SLOT_LEASE_S).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ class Slots:
             .document(str(index))
         )
 
-    def _try_take(self, index: int, holder: str) -> bool:
+    def try_take(self, index: int, holder: str) -> bool:
         attempt = leases.take(
             self._db,
             self._doc(index),
@@ -58,7 +59,7 @@ class Slots:
         order = list(range(self.size))
         while True:
             random.shuffle(order)
-            taken = next((i for i in order if self._try_take(i, holder)), None)
+            taken = next((i for i in order if self.try_take(i, holder)), None)
             if taken is not None:
                 break
             if time.monotonic() >= deadline:
@@ -68,9 +69,10 @@ class Slots:
             time.sleep(delay + random.uniform(0, delay))
             delay = min(delay * 2, 1.0)
         try:
-            yield taken
+            with leases.Heartbeat(self._db, self._doc(taken), holder, self.lease_s):
+                yield taken
         finally:
-            self._release(taken, holder)
+            self.release(taken, holder)
 
-    def _release(self, index: int, holder: str) -> None:
+    def release(self, index: int, holder: str) -> None:
         leases.let_go(self._db, self._doc(index), holder, delete=True)
