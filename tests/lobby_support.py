@@ -79,9 +79,13 @@ def function_server(target: str, info: StackInfo, log_dir: Path, **extra_env: st
 
 
 @contextmanager
-def registered_agent(settings: Settings, name: str, url: str, *lobbies: str) -> Iterator[None]:
-    """Register an agent at `url` and make it enter `lobbies`; it leaves them afterwards."""
-    Registry(settings.project).put_agent(AgentRecord(name=name, endpoint=url, registered_at=now()))
+def registered_agent(
+    settings: Settings, name: str, url: str, *lobbies: str, record: AgentRecord | None = None
+) -> Iterator[None]:
+    """Register an agent at `url` (as `record` says, if given) and make it enter `lobbies`; it
+    leaves them afterwards."""
+    record = record or AgentRecord(name=name, endpoint=url, registered_at=now())
+    Registry(settings.project).put_agent(record)
     try:
         for lobby in lobbies:
             membership.enter(settings, name, lobby)

@@ -97,6 +97,8 @@ def _record_pushed(config: Settings, pushed: PushedMessage) -> None:
     if progress is Claim.DONE:
         log.info("dead letter of a duplicate: %s handled %s", agent, message_id)
         return
+    if agent and message_id and (error := Claims(config.project).last_error(agent, message_id)):
+        reason += f"; last error: {error}"
     excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
     record_dead_letter(config, agent, None, attrs, reason, excerpt, pushed.pubsub_message_id)
     if progress is Claim.BUSY:

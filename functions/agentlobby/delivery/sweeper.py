@@ -24,13 +24,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Annotated
+
+from pydantic import Field, ValidationError
 
 from agentlobby.config import Settings
 from agentlobby.delivery.dead_letters import record_dead_letter
 from agentlobby.errors import TransientError
-from agentlobby.lifecycle import Lifecycle
+from agentlobby.lifecycle import Lifecycle, is_over
 from agentlobby.logs import configure
-from agentlobby.messages import Envelope, now
+from agentlobby.messages import Envelope, Identifier, Wire, describe_validation_error, now
 from agentlobby.store import lobbies
 from agentlobby.store.claims import Claim, Claims
 from agentlobby.store.conversations import ConversationRecord, Conversations
@@ -39,6 +42,10 @@ from agentlobby.store.registry import Registry
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=1)  # conversations quiet for longer are left alone (and were swept)
 QUIET_FACTOR = 3
+
+
+class SweepRequest(Wire):
+    conversation_ids: Annotated[list[Identifier], Field(max_length=1_000)] | None = None
 
 
 @dataclass
@@ -59,13 +66,18 @@ class SweepReport:
         }
 
 
-def sweep(config: Settings) -> SweepReport:
-    """One pass over the quiet conversations; safe to run twice at once (all of it idempotent)."""
+def sweep(config: Settings, conversation_ids: list[str] | None = None) -> SweepReport:
+    """One pass over the quiet conversations (or only those named, quiet or not, as an operator
+    asks); safe to run twice at once: all of it is idempotent."""
     conversations = Conversations(config.project)
     stamp = now()
-    quiet = conversations.quiet(
-        since=stamp - HORIZON, until=stamp - timedelta(seconds=config.stall_s)
-    )
+    if conversation_ids is None:
+        quiet = conversations.quiet(
+            since=stamp - HORIZON, until=stamp - timedelta(seconds=config.stall_s)
+        )
+    else:
+        found = (conversations.find(cid) for cid in conversation_ids)
+        quiet = [r for r in found if r is not None and not is_over(r.status)]
     report = SweepReport(conversations=len(quiet))
     sweeper = _Sweeper(config, conversations)
     for record in quiet:
@@ -170,7 +182,8 @@ class _Sweeper:
 def handle_sweep(
     method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
 ) -> tuple[dict[str, object], int]:
-    """The sweeper function: POST runs one sweep and answers its report.
+    """The sweeper function: POST runs one sweep and answers its report; a body
+    {"conversation_ids": [...]} sweeps those conversations now, quiet or not.
 
     Deployed private (only the scheduler's account may invoke it); locally it listens on
     loopback. Sweeping twice at once is harmless, so it needs no token of its own."""
@@ -182,7 +195,11 @@ def handle_sweep(
     if method != "POST":
         return {"error": f"method {method} not allowed: POST / runs a sweep"}, 405
     try:
-        return sweep(config).to_json_dict(), 200
+        request = SweepRequest.model_validate_json(body or b"{}")
+    except ValidationError as exc:
+        return {"error": describe_validation_error(exc, "sweep request")}, 422
+    try:
+        return sweep(config, request.conversation_ids).to_json_dict(), 200
     except TransientError as exc:
         log.warning("sweep stopped: %s", exc)
         return {"error": f"temporarily unavailable, retry: {exc}"}, 503
