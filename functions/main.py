@@ -11,40 +11,32 @@ import flask
 import functions_framework
 from cloudevents.http import CloudEvent
 
+from agentlobby.api.flask_app import json_errors, respond
 from agentlobby.api.routes import handle_request
-from agentlobby.config import settings
 from agentlobby.delivery.dead_letters import record_dead_lettered
 from agentlobby.delivery.pipeline import deliver
 from agentlobby.delivery.sweeper import handle_sweep
 from agentlobby.sandbox.service import handle_run
 
+json_errors()
+
 
 @functions_framework.http
 def user(request: flask.Request) -> flask.Response:
     """HTTP trigger: post to lobbies and read conversations."""
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    body, status = handle_request(
-        request.method, request.path, headers, request.get_data(), settings()
-    )
-    return flask.make_response(flask.jsonify(body), status)
+    return respond(handle_request, request)
 
 
 @functions_framework.http
 def sandbox(request: flask.Request) -> flask.Response:
     """HTTP trigger: runs code for the interpreter, in a function with no roles and no egress."""
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    body, status = handle_run(request.method, request.path, headers, request.get_data(), settings())
-    return flask.make_response(flask.jsonify(body), status)
+    return respond(handle_run, request)
 
 
 @functions_framework.http
 def sweeper(request: flask.Request) -> flask.Response:
     """HTTP trigger on a schedule: drives again the steps that stalled (delivery/sweeper.py)."""
-    headers = {key.lower(): value for key, value in request.headers.items()}
-    body, status = handle_sweep(
-        request.method, request.path, headers, request.get_data(), settings()
-    )
-    return flask.make_response(flask.jsonify(body), status)
+    return respond(handle_sweep, request)
 
 
 @functions_framework.cloud_event

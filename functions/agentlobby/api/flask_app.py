@@ -1,0 +1,38 @@
+"""What the HTTP functions need from Flask: a request in, JSON out, and Flask's own errors too.
+
+Each HTTP entry point of main.py hands its request to a handler `(method, path, headers, body,
+settings) -> (body, status)` through respond(). functions-framework answers some requests
+itself (a 404 for /robots.txt and /favicon.ico, a 405 for a method an event function does not
+take) with HTML; json_errors() makes those JSON like every other answer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import flask
+import werkzeug.exceptions
+
+from agentlobby.config import Settings, settings
+
+Handler = Callable[[str, str, dict[str, str], bytes, Settings], tuple[dict[str, Any], int]]
+
+
+def respond(handler: Handler, request: flask.Request) -> flask.Response:
+    headers = {key.lower(): value for key, value in request.headers.items()}
+    body, status = handler(request.method, request.path, headers, request.get_data(), settings())
+    return flask.make_response(flask.jsonify(body), status)
+
+
+def json_errors() -> None:
+    """Answer Flask's own HTTP errors as {"error": ...}; called while functions-framework loads
+    main.py inside its app's context (elsewhere, as in a plain import, there is no app)."""
+    if flask.has_app_context():
+        flask.current_app.register_error_handler(werkzeug.exceptions.HTTPException, _as_json)
+
+
+def _as_json(error: werkzeug.exceptions.HTTPException) -> flask.Response:
+    status = error.code or 500
+    message = f"{error.name}: no route {flask.request.method} {flask.request.path}"
+    return flask.make_response(flask.jsonify({"error": message}), status)
