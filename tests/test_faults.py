@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
 from agentlobby.api import routes
 from agentlobby.config import load_settings
 from agentlobby.delivery.dead_letters import _record_pushed, record_dead_letter
+from agentlobby.delivery.pipeline import deliver_pushed
 from agentlobby.delivery.push import PushedMessage
-from agentlobby.messages import document_key
+from agentlobby.errors import ModelUnavailable
+from agentlobby.messages import Envelope, TextContent, document_key, new_id, now
 from agentlobby.sandbox.service import handle_run
 from agentlobby.store.clients import firestore_client
 from agentlobby.store.conversations import Conversations
@@ -122,3 +125,48 @@ def test_agents_that_multiply_each_others_messages_are_stopped_with_a_reason(
     # Replies under way when it stopped may land: at most one handler run per agent over.
     assert record.message_count <= 30 + 2 * 2
     assert len(view["messages"]) == record.message_count
+
+
+def test_a_model_that_keeps_failing_ends_the_task_naming_the_error_and_the_agent(
+    info: StackInfo, lobby_name: str
+) -> None:
+    """Each failed attempt leaves its error on the claim; when Pub/Sub gives up, the dead letter
+    and the conversation's reason say what the model answered, not only 'not processed'."""
+    settings = settings_for(info)
+    envelope = Envelope(
+        id=new_id(),
+        conversation_id=new_id(),
+        lobby=lobby_name,
+        sender="user",
+        content=TextContent(text="write it"),
+        created_at=now(),
+    )
+    Conversations(settings.project).start(envelope, "running")
+
+    def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
+        raise ModelUnavailable("coder's model kept failing: Error code: 503 - overloaded")
+
+    spec = AgentSpec(
+        name="coder", description="", listens_to=frozenset({"text"}), handle=handle, exclusive=True
+    )
+    pushed = PushedMessage(lobby_name, new_id(), envelope.attributes(), envelope.to_json_bytes())
+    for _attempt in range(2):
+        with pytest.raises(ModelUnavailable):
+            deliver_pushed(spec, pushed, settings)
+    subscription = f"projects/{info.project}/subscriptions/agentlobby-{lobby_name}-coder"
+    given_up = PushedMessage(
+        None,
+        new_id(),
+        {
+            **envelope.attributes(),
+            "CloudPubSubDeadLetterSourceSubscription": subscription,
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+        },
+        envelope.to_json_bytes(),
+    )
+    _record_pushed(settings, given_up)
+    record = Conversations(settings.project).get(envelope.conversation_id)
+    assert record.status == "failed"
+    assert record.reason is not None
+    assert "agentlobby-" + lobby_name + "-coder" in record.reason
+    assert "ModelUnavailable: coder's model kept failing: Error code: 503" in record.reason
