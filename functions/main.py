@@ -1,6 +1,6 @@
 """Cloud Function entry points: one per function, named exactly as the deployed target.
 
-Each lobby agent hands the CloudEvent to the runtime with its agent module; the module is
+Each lobby agent hands the CloudEvent to the delivery pipeline with its agent module; the module is
 imported on first delivery, so a function loads only its own agent (echo never imports
 openai). To add an agent: write its module, then add one entry point here.
 """

@@ -2,8 +2,8 @@
 
 Tests and the local stack point OPENAI_BASE_URL at it so that agents run their real code, through
 the real `openai` client and real HTTP, without a network or a bill. Replies come from a
-`Script` (local_emulator/model_script.py); `--record` instead forwards to a real upstream and
-writes a script to replay later (local_emulator/model_recorder.py). `GET /_stats` tells a test
+`Script` (model_server/script.py); `--record` instead forwards to a real upstream and
+writes a script to replay later (model_server/recorder.py). `GET /_stats` tells a test
 what the agents asked and how many requests ran at once. docs/model-server.md is the manual.
 
 Only the standard library serves HTTP, so the server starts in well under a second.

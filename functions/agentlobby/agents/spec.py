@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Outgoing:
-    """One message an agent wants to send; the runtime fills in ids, sender, time and hops."""
+    """One message an agent wants to send; delivery fills in ids, sender, time and hops."""
 
     content: Content
     lobby: str | None = None  # None: the lobby the incoming message came from

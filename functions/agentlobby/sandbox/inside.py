@@ -1,6 +1,6 @@
 """The inside of the sandbox: enters the isolation, runs the code, reports how it ended.
 
-sandbox.py never imports this file: a bare interpreter (`python -I -S -u`) imports it and calls
+runner.py never imports this file: a bare interpreter (`python -I -S -u`) imports it and calls
 main(), so it must run under whichever Python the sandbox uses, with the standard library only,
 and start in a few milliseconds: no json, no subprocess, no resource (prlimit64 through libc), and
 `_signal` and `_ctypes` rather than `signal` (which builds enums) and `ctypes` (which builds a
@@ -16,7 +16,7 @@ process:
 
 The helper starts with no job: it blocks reading fd 4, a pipe, until the host writes the run's
 settings and files and closes its end (see read_job). So the host can start it before it knows
-the run (a warm spare, sandbox.py) and a cold start is the same with the job written at once.
+the run (a warm spare, runner.py) and a cold start is the same with the job written at once.
 Each helper serves one job and exits; EOF without a whole job (the host closed the spare or
 died) makes it exit without running anything.
 
