@@ -8,13 +8,14 @@
 # role; lobby topics and the dead-letter topic; least-privilege grants; the sandbox network;
 # every function in infra/functions.conf in table order (2nd gen, HTTP; the sandbox with its gen2
 # execution environment and Direct VPC egress in the same command, before the interpreter that
-# calls it); run.invoker for callers and for the push account; the agent registry in Firestore;
-# and one push subscription per lobby membership. docs/deploy.md explains each step.
+# calls it); run.invoker for callers, for the push account and for the scheduler's account; the
+# agent registry in Firestore; one push subscription per lobby membership; and the Cloud
+# Scheduler job that calls the sweeper every minute. docs/deploy.md explains each step.
 #
 # Idempotent: what exists is checked with `describe` first and left alone or brought back to the
-# wanted settings; a function whose source and flags are unchanged (label agentlobby_deploy) is
-# not redeployed. A dry run prints every command as if nothing existed, one per line, and needs
-# neither credentials nor network.
+# wanted settings (subscriptions and scheduler jobs are updated in place); a function whose
+# source and flags are unchanged (label agentlobby_deploy) is not redeployed. A dry run prints
+# every command as if nothing existed, one per line, and needs neither credentials nor network.
 set -euo pipefail
 
 # shellcheck source=infra/lib.sh
@@ -148,9 +149,7 @@ ensure_secrets() {
 ensure_accounts() {
   local kind
   for kind in $ACCOUNT_KINDS; do
-    if [[ $kind != invoker ]] && ! account_in_use "$kind"; then
-      continue
-    fi
+    account_needed "$kind" || continue
     exists gcloud iam service-accounts describe "$(account_email "$kind")" \
       --project="$PROJECT" ||
       run gcloud iam service-accounts create "agentlobby-$kind" \
@@ -181,12 +180,13 @@ ensure_topics() {
 
 grant_roles() {
   local kind member lobby lobbies
-  for kind in user agent model-agent interpreter recorder; do
+  for kind in user agent model-agent interpreter recorder sweeper; do
     account_in_use "$kind" || continue
     member="serviceAccount:$(account_email "$kind")"
     retry run gcloud projects add-iam-policy-binding "$PROJECT" --member="$member" \
       --role=roles/datastore.user --condition=None --format=none
-    if [[ $kind == user ]]; then
+    # The API posts to any lobby; the sweeper republishes stalled messages of any lobby.
+    if [[ $kind == user || $kind == sweeper ]]; then
       lobbies=$(all_lobbies)
     else
       lobbies=$(lobbies_of_account "$kind")
@@ -207,8 +207,10 @@ grant_roles() {
       --role=roles/secretmanager.secretAccessor --format=none --project="$PROJECT"
   fi
   # The sandbox account gets nothing, anywhere. The interpreter's run.invoker on the sandbox
-  # function comes with the deploy (grant_callers). Pub/Sub's own agent mints the push OIDC
-  # tokens and moves undeliverable messages to the dead-letter topic.
+  # function comes with the deploy (grant_callers), the scheduler's on the sweeper with the
+  # invokers' (grant_invokers). Pub/Sub's own agent mints the push OIDC tokens and moves
+  # undeliverable messages to the dead-letter topic. Cloud Scheduler's agent mints the scheduled
+  # calls' tokens with the role it gets when its API is enabled: nothing to grant here.
   retry run gcloud iam service-accounts add-iam-policy-binding "$(account_email invoker)" \
     --member="$PUBSUB_AGENT" --role=roles/iam.serviceAccountTokenCreator --format=none \
     --project="$PROJECT"
@@ -399,18 +401,30 @@ leave_sandbox_network() {
   done
 }
 
+# run.invoker for the push account on every function Pub/Sub pushes to, and for the scheduler's
+# account on every scheduled function (and on nothing else).
 grant_invokers() {
-  local i invoker
+  local i invoker scheduler
   invoker="serviceAccount:$(account_email invoker)"
+  scheduler="serviceAccount:$(account_email scheduler)"
   for ((i = 0; i < FN_COUNT; i++)); do
-    [[ -n $(topics_of "$i") ]] || continue
-    retry run gcloud run services add-iam-policy-binding "${FN_NAME[$i]}" --region="$REGION" \
-      --member="$invoker" --role=roles/run.invoker --format=none --project="$PROJECT"
+    if [[ -n $(topics_of "$i") ]]; then
+      retry run gcloud run services add-iam-policy-binding "${FN_NAME[$i]}" \
+        --region="$REGION" --member="$invoker" --role=roles/run.invoker --format=none \
+        --project="$PROJECT"
+    fi
+    if is_scheduled "$i"; then
+      retry run gcloud run services add-iam-policy-binding "${FN_NAME[$i]}" \
+        --region="$REGION" --member="$scheduler" --role=roles/run.invoker --format=none \
+        --project="$PROJECT"
+    fi
   done
-  # A rerun without --allow-unauthenticated takes the public access back; a sandbox never has it.
+  # A rerun without --allow-unauthenticated takes the public access back; a sandbox and a
+  # scheduled function never have it.
   ((DRY_RUN)) && return 0
   for ((i = 0; i < FN_COUNT; i++)); do
-    if [[ ${FN_ACCOUNT[$i]} == user ]] && ((!ALLOW_UNAUTHENTICATED)) || is_sandbox "$i"; then
+    if [[ ${FN_ACCOUNT[$i]} == user ]] && ((!ALLOW_UNAUTHENTICATED)) || is_sandbox "$i" ||
+      is_scheduled "$i"; then
       if gcloud run services get-iam-policy "${FN_NAME[$i]}" --region="$REGION" \
         --project="$PROJECT" --format=json | grep -q '"allUsers"'; then
         run gcloud run services remove-iam-policy-binding "${FN_NAME[$i]}" --region="$REGION" \
@@ -449,6 +463,30 @@ ensure_subscriptions() {
         --member="$PUBSUB_AGENT" --role=roles/pubsub.subscriber --format=none \
         --project="$PROJECT"
     done
+  done
+}
+
+# One Cloud Scheduler job per scheduled function (the sweeper): a POST to its URL every minute,
+# with an OIDC token of the scheduler's account for that URL, an attempt deadline of the
+# function's timeout and no retry (the next call comes a minute later). Created once, then
+# updated in place to these settings; a job paused by hand stays paused.
+ensure_schedules() {
+  local i job url settings
+  for ((i = 0; i < FN_COUNT; i++)); do
+    is_scheduled "$i" || continue
+    job=$(scheduler_job "$i")
+    url=${FN_URL[$i]}
+    settings=(--location="$REGION" --schedule="$SWEEP_SCHEDULE" --time-zone="$SWEEP_TIME_ZONE"
+      --uri="$url" --http-method=post --oidc-service-account-email="$(account_email scheduler)"
+      --oidc-token-audience="$url" --attempt-deadline="${FN_TIMEOUT[$i]}"
+      --max-retry-attempts=0 --description="agentlobby: runs ${FN_NAME[$i]}"
+      --project="$PROJECT")
+    if exists gcloud scheduler jobs describe "$job" --location="$REGION" \
+      --project="$PROJECT"; then
+      run gcloud scheduler jobs update http "$job" "${settings[@]}"
+    else
+      run gcloud scheduler jobs create http "$job" "${settings[@]}"
+    fi
   done
 }
 
@@ -531,6 +569,7 @@ main() {
   grant_invokers
   register_agents
   ensure_subscriptions
+  ensure_schedules
   summary
 }
 

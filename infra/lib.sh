@@ -21,25 +21,34 @@ SANDBOX_NETWORK=agentlobby-sandbox
 SANDBOX_SUBNET=agentlobby-sandbox
 SANDBOX_SUBNET_RANGE=10.124.0.0/24
 SANDBOX_FIREWALL=agentlobby-sandbox-deny-egress
-ACCOUNT_KINDS="user agent model-agent interpreter sandbox recorder invoker"
+# Account kinds a function may run as (column `account` of functions.conf), then the two that
+# run no function: the identities of Pub/Sub's pushes and of the scheduled calls.
+FUNCTION_ACCOUNT_KINDS="user agent model-agent interpreter sandbox recorder sweeper"
+ACCOUNT_KINDS="$FUNCTION_ACCOUNT_KINDS invoker scheduler"
 RUNTIME=python312
 ACK_DEADLINE_S=600
 MAX_DELIVERY_ATTEMPTS=5
 MIN_RETRY_DELAY=10s
 MAX_RETRY_DELAY=600s
 LOG_LEVEL=INFO
-# Pub/Sub pushes from the same project count as internal traffic; "all" if pushes get 404s.
+# Pub/Sub pushes and Cloud Scheduler calls from the same project count as internal traffic (the
+# agents and the sweeper take this); "all" if they get 404s.
 AGENT_INGRESS=internal-only
 # A call from another Cloud Run service counts as internal only if it leaves through a VPC with
 # Private Google Access; the interpreter's does not, so the sandbox takes all traffic and IAM
 # (run.invoker for its callers only) decides.
 SANDBOX_INGRESS=all
+# Functions running as account kind sweeper are called by Cloud Scheduler (job agentlobby-NAME,
+# in the region) on this cron schedule, with an OIDC token of agentlobby-scheduler. A call that
+# fails is not retried: the next one comes a minute later.
+SWEEP_SCHEDULE="* * * * *"
+SWEEP_TIME_ZONE=Etc/UTC
 # Composite indexes, one per line: collection-group field:order field:order ...
 FIRESTORE_INDEXES="dead_letters conversation_id:ascending recorded_at:ascending"
 REQUIRED_APIS="cloudfunctions.googleapis.com run.googleapis.com cloudbuild.googleapis.com
 artifactregistry.googleapis.com pubsub.googleapis.com firestore.googleapis.com
 secretmanager.googleapis.com iam.googleapis.com cloudresourcemanager.googleapis.com
-compute.googleapis.com logging.googleapis.com"
+compute.googleapis.com logging.googleapis.com cloudscheduler.googleapis.com"
 
 PROJECT=""
 REGION=""
@@ -155,9 +164,12 @@ load_functions() {
   while read -r name memory timeout max concurrency account topics calls extra; do
     case $name in '' | '#'*) continue ;; esac
     [[ -n $calls && -z $extra ]] || die "$FUNCTIONS_CONF: '$name' needs exactly 8 columns"
-    case " $ACCOUNT_KINDS " in
+    case " $FUNCTION_ACCOUNT_KINDS " in
       *" $account "*) ;;
-      *) die "$FUNCTIONS_CONF: '$name' has account '$account'; use one of: $ACCOUNT_KINDS" ;;
+      *)
+        die "$FUNCTIONS_CONF: '$name' has account '$account';" \
+          "use one of: $FUNCTION_ACCOUNT_KINDS"
+        ;;
     esac
     [[ $name =~ ^[a-z][a-z0-9-]*$ ]] || die "$FUNCTIONS_CONF: bad function name '$name'"
     if [[ $calls != - ]]; then
@@ -201,6 +213,16 @@ entry_point() {
 # cannot), so no revision of theirs ever serves with Cloud Run's defaults.
 is_sandbox() {
   [[ ${FN_ACCOUNT[$1]} == sandbox ]]
+}
+
+# Whether Cloud Scheduler calls function i (rather than Pub/Sub or another function).
+is_scheduled() {
+  [[ ${FN_ACCOUNT[$1]} == sweeper ]]
+}
+
+# The Cloud Scheduler job that calls function i.
+scheduler_job() {
+  printf 'agentlobby-%s' "${FN_NAME[$1]}"
 }
 
 # Functions that function i calls over HTTP, one per line.
@@ -276,6 +298,16 @@ account_in_use() {
     fi
   done
   return 1
+}
+
+# Whether deploy.sh needs the account of kind $1: the invoker always, the scheduler's when a
+# function is scheduled, the others when a function runs as it.
+account_needed() {
+  case $1 in
+    invoker) return 0 ;;
+    scheduler) account_in_use sweeper ;;
+    *) account_in_use "$1" ;;
+  esac
 }
 
 # subscription_name TOPIC FUNCTION

@@ -4,11 +4,12 @@
 #   infra/teardown.sh --project P --region R [--dry-run] [--openai-secret NAME]
 #                     [--delete-firestore]
 #
-# Removes subscriptions, functions (the sandbox's Cloud Run service too), topics, the sandbox
-# network, the grants on the project, the service accounts and the API token secret. The OpenAI secret goes only if deploy.sh created it
-# (label agentlobby=managed). The Firestore database holds conversations: it stays unless
-# --delete-firestore is given. APIs stay enabled. Whatever is already gone is skipped; a dry run
-# prints every command as if everything existed.
+# Removes the scheduler jobs, subscriptions, functions (the sandbox's Cloud Run service too),
+# topics, the sandbox network, the grants on the project, the service accounts and the API token
+# secret. The OpenAI secret goes only if deploy.sh created it (label agentlobby=managed). The
+# Firestore database holds conversations: it stays unless --delete-firestore is given. APIs stay
+# enabled. Whatever is already gone is skipped; a dry run prints every command as if everything
+# existed.
 set -euo pipefail
 
 # shellcheck source=infra/lib.sh
@@ -47,6 +48,19 @@ all_subscriptions() {
     done
   done
   echo "$DEAD_LETTER_SUBSCRIPTION"
+}
+
+# First, so that nothing calls the sweeper while it goes.
+delete_schedules() {
+  local i job
+  for ((i = 0; i < FN_COUNT; i++)); do
+    is_scheduled "$i" || continue
+    job=$(scheduler_job "$i")
+    if present gcloud scheduler jobs describe "$job" --location="$REGION" \
+      --project="$PROJECT"; then
+      run gcloud scheduler jobs delete "$job" --location="$REGION" --quiet --project="$PROJECT"
+    fi
+  done
 }
 
 delete_subscriptions() {
@@ -116,7 +130,7 @@ has_project_binding() {
 
 delete_accounts() {
   local kind email
-  for kind in user agent model-agent interpreter recorder; do
+  for kind in user agent model-agent interpreter recorder sweeper; do
     email=$(account_email "$kind")
     if has_project_binding "serviceAccount:$email" roles/datastore.user; then
       run gcloud projects remove-iam-policy-binding "$PROJECT" \
@@ -160,6 +174,7 @@ main() {
   parse_teardown_args ${EXTRA_ARGS[@]+"${EXTRA_ARGS[@]}"}
   load_functions
   preflight
+  delete_schedules
   delete_subscriptions
   delete_functions
   delete_topics

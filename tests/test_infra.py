@@ -48,6 +48,11 @@ LOBBIES = {"chat": ("echo",), "coding": ("vision", "coder", "interpreter", "chec
 SANDBOX_SA = f"agentlobby-sandbox@{PROJECT}.iam.gserviceaccount.com"
 INTERPRETER_SA = f"agentlobby-interpreter@{PROJECT}.iam.gserviceaccount.com"
 INVOKER_SA = f"agentlobby-invoker@{PROJECT}.iam.gserviceaccount.com"
+SWEEPER_SA = f"agentlobby-sweeper@{PROJECT}.iam.gserviceaccount.com"
+SCHEDULER_SA = f"agentlobby-scheduler@{PROJECT}.iam.gserviceaccount.com"
+SWEEPER_JOB = "agentlobby-sweeper"
+# Every function deploy.sh deploys: the agents, and those nobody pushes lobby messages to.
+FUNCTIONS = {"user", "sandbox", "dead-letters", "sweeper", *AGENTS}
 SANDBOX_NETWORK = "agentlobby-sandbox"
 
 AUTH_STOP = re.compile(r"You do not currently have an active account selected")
@@ -174,7 +179,7 @@ def test_every_entry_point_is_deployed_as_an_http_function_from_the_functions_di
 ) -> None:
     deploys = _deploys(printed["deploy"])
     runs = _run_deploys(printed["deploy"])
-    assert set(deploys) == {"user", "dead-letters", *AGENTS}
+    assert set(deploys) == FUNCTIONS - {"sandbox"}
     assert set(runs) == {"sandbox"}
     main_py = (REPO / "functions" / "main.py").read_text()
     entry_points = set(
@@ -193,7 +198,7 @@ def test_every_entry_point_is_deployed_as_an_http_function_from_the_functions_di
         assert _flag(words, "source") == "functions", name
         assert _flag(words, "concurrency") and _flag(words, "memory"), name
         assert _flag(words, "project") == PROJECT and _flag(words, "region") == REGION, name
-    for agent in (*AGENTS, "dead-letters"):
+    for agent in (*AGENTS, "dead-letters", "sweeper"):
         assert "--no-allow-unauthenticated" in deploys[agent], agent
         assert _flag(deploys[agent], "ingress-settings") == "internal-only", agent
     assert _flag(deploys["coder"], "max-instances") == "2"
@@ -372,6 +377,120 @@ def test_the_registry_learns_agents_lobbies_and_memberships(
     assert max(i for i, _ in registry) < first_sub
 
 
+def _scheduler_jobs(lines: list[str], verb: str) -> dict[str, list[str]]:
+    """`gcloud scheduler jobs VERB [http] JOB` commands by job name."""
+    found = {}
+    for words in gcloud_lines(lines):
+        if words[1:4] == ["scheduler", "jobs", verb]:
+            rest = words[4:]
+            if rest[0] == "http":
+                rest = rest[1:]
+            found[rest[0]] = words
+    return found
+
+
+def test_the_sweeper_is_private_and_stores_and_publishes_only(
+    printed: dict[str, list[str]],
+) -> None:
+    lines = printed["deploy"]
+    deploy = _deploys(lines)["sweeper"]
+    assert _flag(deploy, "service-account") == SWEEPER_SA
+    assert _flag(deploy, "entry-point") == "sweeper" and "--trigger-http" in deploy
+    assert "--no-allow-unauthenticated" in deploy and "--allow-unauthenticated" not in deploy
+    # Cloud Scheduler in the same project counts as internal traffic
+    assert _flag(deploy, "ingress-settings") == "internal-only"
+    # no model, no API token: no secret at all
+    assert "--clear-secrets" in deploy and _flag(deploy, "set-secrets") is None
+    assert _flag(deploy, "max-instances") == "1" and _flag(deploy, "concurrency") == "1"
+    # Firestore, and publisher on every lobby: it republishes stalled messages of any of them
+    assert _grants(lines, f"serviceAccount:{SWEEPER_SA}") == {
+        ("projects", PROJECT, "roles/datastore.user"),
+        *(("pubsub topics", lobby, "roles/pubsub.publisher") for lobby in LOBBIES),
+    }
+    # nothing pushes to it, the registry does not know it
+    assert not [line for line in lines if "sweeper-PLACEHOLDER" in line and "subscriptions" in line]
+    assert not [line for line in lines if line.startswith("env ") and " sweeper" in line]
+    # the public-access variant opens the API, not the sweeper
+    public = _deploys(printed["deploy-public"])["sweeper"]
+    assert "--no-allow-unauthenticated" in public and "--allow-unauthenticated" not in public
+
+
+def test_the_scheduler_calls_the_sweeper_every_minute_and_alone_may(
+    printed: dict[str, list[str]],
+) -> None:
+    lines = printed["deploy"]
+    enable = next(w for w in gcloud_lines(lines) if w[1:3] == ["services", "enable"])
+    assert "cloudscheduler.googleapis.com" in enable
+    accounts = [
+        w[4] for w in gcloud_lines(lines) if w[1:4] == ["iam", "service-accounts", "create"]
+    ]
+    assert {"agentlobby-sweeper", "agentlobby-scheduler"} <= set(accounts)
+    jobs = _scheduler_jobs(lines, "create")
+    assert set(jobs) == {SWEEPER_JOB}
+    job = jobs[SWEEPER_JOB]
+    assert job[1:5] == ["scheduler", "jobs", "create", "http"]
+    assert _flag(job, "location") == REGION and _flag(job, "project") == PROJECT
+    assert _flag(job, "schedule") == "* * * * *"
+    url = "https://sweeper-PLACEHOLDER.a.run.app"  # what the sweeper's describe answers
+    assert _flag(job, "uri") == url
+    assert (_flag(job, "http-method") or "").upper() == "POST"
+    assert _flag(job, "oidc-service-account-email") == SCHEDULER_SA
+    assert _flag(job, "oidc-token-audience") == url
+    assert not [w for w in job if w.startswith("--oauth-")]
+    # a sweep may take the function's whole timeout; a failed one waits for the next minute
+    assert _flag(job, "attempt-deadline") == _flag(_deploys(lines)["sweeper"], "timeout")
+    assert _flag(job, "max-retry-attempts") == "0"
+    # idempotent: looked up first
+    describe = f"gcloud scheduler jobs describe {SWEEPER_JOB} --location={REGION}"
+    assert any(line.startswith(describe) for line in lines)
+    # the scheduler's account may invoke the sweeper and do nothing else; nobody else may
+    # invoke the sweeper
+    assert _grants(lines, f"serviceAccount:{SCHEDULER_SA}") == {
+        ("run services", "sweeper", "roles/run.invoker")
+    }
+    on_sweeper = [
+        (_flag(w, "member"), _flag(w, "role"))
+        for w in gcloud_lines(lines)
+        if "add-iam-policy-binding" in w and w[1:3] == ["run", "services"] and w[4] == "sweeper"
+    ]
+    assert on_sweeper == [(f"serviceAccount:{SCHEDULER_SA}", "roles/run.invoker")]
+    assert not any("allUsers" in line for line in lines)
+    # the job starts calling once the sweeper is deployed and its caller may invoke it
+    grant = next(
+        w
+        for w in gcloud_lines(lines)
+        if w[1:4] == ["run", "services", "add-iam-policy-binding"] and w[4] == "sweeper"
+    )
+    order = [shlex.join(w) for w in (_deploys(lines)["sweeper"], grant, job)]
+    assert [lines.index(line) for line in order] == sorted(lines.index(line) for line in order)
+
+
+def test_teardown_removes_the_scheduler_job_first_and_the_sweeper_accounts(
+    printed: dict[str, list[str]],
+) -> None:
+    for variant in ("teardown", "teardown-all"):
+        lines = printed[variant]
+        deleted = _scheduler_jobs(lines, "delete")
+        assert set(deleted) == {SWEEPER_JOB}
+        assert _flag(deleted[SWEEPER_JOB], "location") == REGION
+        job_at = lines.index(shlex.join(deleted[SWEEPER_JOB]))
+        function_at = next(
+            i for i, line in enumerate(lines) if line.startswith("gcloud functions delete sweeper ")
+        )
+        assert job_at < function_at  # nothing calls the sweeper while it goes
+        accounts = {
+            w[4] for w in gcloud_lines(lines) if w[1:4] == ["iam", "service-accounts", "delete"]
+        }
+        assert {SWEEPER_SA, SCHEDULER_SA} <= accounts
+        unbound = [
+            w
+            for w in gcloud_lines(lines)
+            if w[1:3] == ["projects", "remove-iam-policy-binding"]
+            and _flag(w, "member") == f"serviceAccount:{SWEEPER_SA}"
+        ]
+        assert [_flag(w, "role") for w in unbound] == ["roles/datastore.user"]
+
+
 def test_teardown_removes_what_deploy_creates(printed: dict[str, list[str]]) -> None:
     created: set[tuple[str, str]] = set()
     for words in gcloud_lines(printed["deploy"]):
@@ -382,6 +501,8 @@ def test_teardown_removes_what_deploy_creates(printed: dict[str, list[str]]) -> 
         if kind == "run":  # `gcloud run deploy` makes a service
             kind = "run services"
         name = words[verb_at + 1]
+        if kind == "scheduler jobs":  # `gcloud scheduler jobs create http JOB`
+            name = words[verb_at + 2]
         if kind == "iam service-accounts":
             name = f"{name}@{PROJECT}.iam.gserviceaccount.com"
         created.add((kind, name))
@@ -797,7 +918,7 @@ def test_a_first_run_hands_the_interpreter_the_sandbox_url(
     first_run: list[list[str]], request: pytest.FixtureRequest
 ) -> None:
     deploys = _deploy_calls(first_run)
-    assert set(deploys) == {"user", "sandbox", "dead-letters", *AGENTS}
+    assert set(deploys) == FUNCTIONS
     url = "https://sandbox-abc123-ew.a.run.app"  # what the sandbox's describe answered
     assert _env_vars(deploys["interpreter"])["AGENTLOBBY_SANDBOX_URL"] == url
     others = [name for name, w in deploys.items() if name != "interpreter"]
@@ -815,7 +936,14 @@ def test_a_second_run_creates_and_deploys_nothing(
     )
     changes = _changes(gcloud_calls)
     assert not changes, "a second run changed things:\n" + "\n".join(changes)
-    assert stderr.count("not redeployed") == len(AGENTS) + 3
+    assert stderr.count("not redeployed") == len(FUNCTIONS)
+    # the scheduler job is brought back to its settings in place, not created again
+    updates = _scheduler_jobs([shlex.join(c) for c in gcloud_calls], "update")
+    assert set(updates) == {SWEEPER_JOB}
+    url = "https://sweeper-abc123-ew.a.run.app"  # what the sweeper's describe answered
+    assert _flag(updates[SWEEPER_JOB], "uri") == _flag(updates[SWEEPER_JOB], "oidc-token-audience")
+    assert _flag(updates[SWEEPER_JOB], "uri") == url
+    assert _flag(updates[SWEEPER_JOB], "oidc-service-account-email") == SCHEDULER_SA
     registry = [c[1:3] for c in registry_calls]
     assert registry.count(["agents", "register"]) == len(AGENTS)
     assert ["enter"] not in [r[:1] for r in registry], "memberships entered again"
@@ -856,7 +984,7 @@ def test_a_changed_or_unlocked_sandbox_is_deployed_again_locked_in_one_command(
     if case in ("off-network", "not-gen2"):
         assert "sandbox: not locked down as deployed" in stderr
     # the interpreter keeps the same URL: it is not deployed again
-    assert stderr.count("not redeployed") == len(AGENTS) + 2
+    assert stderr.count("not redeployed") == len(FUNCTIONS) - 1
 
 
 def test_a_redeployed_interpreter_leaves_the_sandbox_network(
