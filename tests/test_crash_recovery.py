@@ -161,3 +161,20 @@ def test_a_step_no_redrive_can_move_is_given_up_with_the_reason(
     assert letter["agent"] == "nobody_home"
     assert "after 2 redrives" in letter["reason"]
     assert view["status"] == "open"  # a chat goes on without the agent that failed
+
+
+def test_a_quiet_chat_is_swept_once_and_comes_back_with_its_next_message(
+    info: StackInfo, user: JsonUser, lobby_name: str
+) -> None:
+    """Sweeps read only conversations that may have work: an idle chat is not read again and
+    again, a finished one never."""
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name, "echo")
+    posted = user.post(lobby_name, "hello")
+    wait_for_messages(user, posted["conversation_id"], 2)
+    conversations = Conversations(info.project)
+    wait_for(lambda: Claims(info.project).is_done("echo", posted["message_id"]))
+    assert sweep(settings, [posted["conversation_id"]]).redriven == []
+    assert conversations.get(posted["conversation_id"]).active_at is None
+    user.post(lobby_name, "again", conversation_id=posted["conversation_id"])
+    assert conversations.get(posted["conversation_id"]).active_at is not None

@@ -118,7 +118,7 @@ class _Sweeper:
         if pending or working:
             return
         if record.status == "open":
-            self.conversations.mark_swept(record.id)  # a quiet chat: look again once active
+            self.conversations.mark_swept(record)  # a quiet chat: look again once active
         elif quiet_for > stuck:
             reason = (
                 f"no progress for {quiet_for.total_seconds():.0f}s and no step left to run: "

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from agentlobby.errors import TransientError, UnknownConversation
-from agentlobby.lifecycle import Status
+from agentlobby.lifecycle import Status, is_over
 from agentlobby.messages import (
     Envelope,
     Identifier,
@@ -41,10 +41,9 @@ class ConversationRecord(Wire):
     updated_at: datetime
     # Messages stored so far, counted in the same write that stores them (a runaway's bound).
     message_count: int = 0
-    # The last write of a message or a status: the sweeper looks at what has been quiet.
+    # The last write of a message or a status, while the sweeper may have work here: None
+    # once the conversation is over, or swept with nothing pending, until the next message.
     active_at: datetime | None = None
-    # When the sweeper last found nothing pending: it looks again only after new activity.
-    swept_at: datetime | None = None
 
 
 class DeadLetter(Wire):
@@ -201,8 +200,8 @@ class Conversations:
         return ConversationRecord.model_validate(snap.to_dict()) if snap.exists else None
 
     def quiet(self, *, since: datetime, until: datetime) -> list[ConversationRecord]:
-        """Open or running conversations last active between `since` and `until`, and not swept
-        since then (the sweeper's work list)."""
+        """Open or running conversations last active between `since` and `until` (the
+        sweeper's work list: ended and swept ones have no `active_at`, so they are not read)."""
         from google.cloud.firestore_v1.base_query import FieldFilter
 
         query = (
@@ -211,20 +210,23 @@ class Conversations:
             .where(filter=FieldFilter("active_at", "<=", until.isoformat()))
         )
         records = [ConversationRecord.model_validate(snap.to_dict()) for snap in query.stream()]
-        return [
-            record
-            for record in records
-            if record.status in ("open", "running")
-            and (
-                record.swept_at is None
-                or record.active_at is None
-                or record.swept_at < record.active_at
-            )
-        ]
+        return [record for record in records if not is_over(record.status)]
 
-    def mark_swept(self, conversation_id: str) -> None:
-        """Nothing was pending: leave it until it is active again."""
-        self._doc(conversation_id).update({"swept_at": now().isoformat()})
+    def mark_swept(self, record: ConversationRecord) -> None:
+        """Nothing was pending: leave it out of sweeps until its next message. Unless a message
+        came meanwhile: then the sweep saw too little, and the next one looks again."""
+        from google.api_core import exceptions
+
+        ref = self._doc(record.id)
+        snap = ref.get()
+        stored = (snap.to_dict() or {}).get("active_at") if snap.exists else None
+        if stored is None or datetime.fromisoformat(str(stored)) != record.active_at:
+            return
+        with contextlib.suppress(exceptions.FailedPrecondition, exceptions.Aborted):
+            ref.update(
+                {"active_at": None},
+                option=self._db.write_option(last_update_time=snap.update_time),
+            )
 
     def stored_replies(self, parent: Envelope, agent: str) -> list[Reply]:
         """The replies an earlier run of `agent` stored for `parent`: their ids are derived."""
@@ -264,8 +266,9 @@ class Conversations:
                 return False
             try:
                 stamp = now().isoformat()
+                active = None if is_over(status) else stamp  # over: nothing left to sweep
                 ref.update(
-                    {"status": status, "reason": reason, "updated_at": stamp, "active_at": stamp},
+                    {"status": status, "reason": reason, "updated_at": stamp, "active_at": active},
                     option=self._db.write_option(last_update_time=snap.update_time),
                 )
                 return True
