@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 PY_DIRS := functions agentlobby_cli local_emulator tests bench
 
-.PHONY: install prereqs demo test lint bench up clean
+.PHONY: install prereqs demo test test-fast lint bench up clean
 
 install: $(STAMP)
 
@@ -22,6 +22,9 @@ demo: prereqs install
 
 test: prereqs install
 	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest tests/unit
 
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)

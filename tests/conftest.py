@@ -1,5 +1,7 @@
-"""Session fixtures: one real local stack (Pub/Sub and Firestore emulators, function servers).
+"""The fixtures every folder shares; the helpers are in tests/support.
 
+Session fixtures: one real local stack (Pub/Sub and Firestore emulators, function servers),
+started the first time a test asks for it, so the no-I/O tests (tests/unit) never start it.
 Every test gets its own lobby names or conversation ids, so tests do not see each other's
 messages. The stack is stopped in `finally`, Java emulators included.
 """
@@ -8,19 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import time
-from collections.abc import Callable, Iterator
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from agentlobby_cli.client import UserClient
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo, write_state
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.support.lobbies import function_server, new_lobby_name
+from tests.support.user import JsonUser
 
 
 @pytest.fixture(scope="session")
@@ -52,23 +52,9 @@ def info(stack: Stack) -> StackInfo:
     return stack.info
 
 
-class JsonUser:
-    """The user API's answers as the JSON a user sees. They go through the CLI's typed client,
-    which checks each against the API's models, and are dumped back to JSON for assertions."""
-
-    def __init__(self, client: UserClient) -> None:
-        self.client = client
-
-    def post(self, lobby: str, text: str, **fields: Any) -> dict[str, Any]:
-        return self.client.post(lobby, text, **fields).model_dump(mode="json")
-
-    def conversation(self, conversation_id: str) -> dict[str, Any]:
-        return self.client.conversation(conversation_id).model_dump(mode="json")
-
-
 @pytest.fixture(scope="session")
 def user(info: StackInfo) -> JsonUser:
-    return JsonUser(UserClient(info.user_url, info.api_token))
+    return JsonUser.of(info)
 
 
 @pytest.fixture(scope="session")
@@ -85,27 +71,27 @@ def cli_env(info: StackInfo, stack_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def lobby_name() -> str:
-    return f"t-{secrets.token_hex(4)}"
+    return new_lobby_name()
 
 
-def wait_for(predicate: Callable[[], Any], timeout_s: float = 15.0, interval_s: float = 0.1) -> Any:
-    """Poll until predicate returns something truthy; fail with the last value if it never does."""
-    deadline = time.monotonic() + timeout_s
-    value = None
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval_s)
-    raise AssertionError(f"condition not met within {timeout_s}s; last value: {value!r}")
+@pytest.fixture(scope="session")
+def flaky(info: StackInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """The flaky test agent's server; yields its URL and the directory of its markers."""
+    markers = tmp_path_factory.mktemp("flaky-markers")
+    logs = tmp_path_factory.mktemp("flaky-logs")
+    with function_server("flaky", info, logs, AGENTLOBBY_TEST_MARKERS=str(markers)) as url:
+        yield url, markers
 
 
-def wait_for_messages(
-    user: JsonUser, conversation_id: str, count: int, timeout_s: float = 15.0
-) -> list[dict[str, Any]]:
-    def enough() -> list[dict[str, Any]] | None:
-        messages = user.conversation(conversation_id)["messages"]
-        return messages if len(messages) >= count else None
-
-    result: list[dict[str, Any]] = wait_for(enough, timeout_s)
-    return result
+@pytest.fixture
+def sandbox_tmpdir(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A private TMPDIR for the sandbox's run directories, so a test can see that none is left
+    behind."""
+    path = Path(tempfile.mkdtemp(prefix="sandbox-test-"))
+    path.chmod(0o1777)  # like /tmp: the uid levels walk in, the unprivileged test writes
+    monkeypatch.setenv("TMPDIR", str(path))
+    try:
+        yield path
+        assert list(path.iterdir()) == [], "a run directory was left behind"
+    finally:
+        shutil.rmtree(path, ignore_errors=True)

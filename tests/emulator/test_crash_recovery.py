@@ -1,0 +1,168 @@
+"""Crash anywhere, lose nothing: a dead holder's work is taken over in seconds, a dead server is
+started again, and a step that Pub/Sub never delivers again is found and driven by the sweeper."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from agentlobby.delivery.sweeper import sweep
+from agentlobby.messages import new_id, now
+from agentlobby.store.claims import Claim, Claims
+from agentlobby.store.conversations import Conversations
+from agentlobby.store.registry import AgentRecord
+from local_emulator.stack import Stack
+from local_emulator.stack_state import StackInfo
+from tests.support.coding import finished, kinds, model_stats, play, python_block, token
+from tests.support.envelopes import stored_user_message
+from tests.support.lobbies import create_lobby_with, registered_agent, settings_for
+from tests.support.user import JsonUser, wait_for_messages
+from tests.support.waiting import wait_for
+
+GOOD_DOUBLE = "def double(x):\n    return 2 * x\n"
+DOUBLE_TESTS = "assert double(4) == 8\nprint('tests passed')\n"
+
+
+def kill_server(stack: Stack, target: str) -> int:
+    """SIGKILL a function server's whole process group, as a crashed instance; its old pid."""
+    (child,) = [c for c in stack.children if c.name == f"function-{target}"]
+    os.killpg(child.process.pid, signal.SIGKILL)
+    return child.process.pid
+
+
+def serving_again(stack: Stack, target: str, old_pid: int) -> bool:
+    (child,) = [c for c in stack.children if c.name == f"function-{target}"]
+    if child.process.pid == old_pid or not child.alive():
+        return False
+    try:
+        with urllib.request.urlopen(stack.url(target) + "/healthz", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answers (an event function answers a GET with 405)
+    except OSError:
+        return False
+
+
+def test_a_claim_is_kept_while_its_holder_works_and_lapses_when_it_dies(info: StackInfo) -> None:
+    holder, other = Claims(info.project), Claims(info.project)
+    message_id = new_id()
+    assert holder.claim("coder", message_id, lease_s=1.5) is Claim.TAKEN
+    with holder.kept("coder", message_id, lease_s=1.5):
+        time.sleep(3.5)  # more than twice the lease: only renewal keeps it
+        assert other.claim("coder", message_id, lease_s=1.5) is Claim.BUSY
+    # The holder "dies": it neither finishes nor releases. Its lease lapses, not much later.
+    started = time.monotonic()
+    wait_for(lambda: other.claim("coder", message_id, lease_s=1.5) is Claim.TAKEN, 5.0)
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_killed_function_server_is_started_again_and_serves_its_lobby(
+    stack: Stack, user: JsonUser
+) -> None:
+    before = stack.restarts.get("echo", 0)
+    old = kill_server(stack, "echo")
+    wait_for(lambda: serving_again(stack, "echo", old), timeout_s=30)
+    assert stack.restarts["echo"] == before + 1
+    posted = user.post("chat", "after the crash")
+    (_, echoed) = wait_for_messages(user, posted["conversation_id"], 2, timeout_s=30)
+    assert (echoed["sender"], echoed["text"]) == ("echo", "after the crash")
+
+
+def test_a_coder_killed_during_its_model_call_is_taken_over_and_nothing_repeats(
+    stack: Stack, user: JsonUser
+) -> None:
+    """The claim of the dead coder stops being renewed; once it lapses the sweeper redrives the
+    spec, the restarted coder takes the claim over, and the task ends with one round."""
+    tok = token()
+    code = python_block(GOOD_DOUBLE)
+    play(
+        stack,
+        {
+            "agent": "coder",
+            "match": tok,
+            "replies": [{"delay_ms": 120_000, "content": code}, {"content": code}],
+        },
+    )
+    posted = user.post("coding", f"Write double(x). [{tok}]", tests=DOUBLE_TESTS)
+    wait_for(lambda: model_stats(stack)["in_flight"] > 0, timeout_s=30)
+    old = kill_server(stack, "coder")
+    wait_for(lambda: serving_again(stack, "coder", old), timeout_s=30)
+    serving = time.monotonic()
+    view = finished(user, posted["conversation_id"], timeout_s=90)
+    recovered_in = time.monotonic() - serving
+    assert view["status"] == "succeeded", view["reason"]
+    assert kinds(view) == [
+        ("user", "task"),
+        ("vision", "spec"),
+        ("coder", "code"),
+        ("interpreter", "execution-result"),
+        ("checker", "verdict"),
+        ("checker", "result"),
+    ]
+    assert recovered_in < 60, f"final {recovered_in:.0f}s after the coder served again"
+
+
+def test_the_sweeper_publishes_a_stored_message_that_was_never_delivered(
+    info: StackInfo, user: JsonUser, lobby_name: str
+) -> None:
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name, "echo")
+    lost = stored_user_message(settings, lobby_name, "lost on the way")
+    report = sweep(settings, [lost.conversation_id])
+    assert report.redriven == [lost.id]
+    (_, echoed) = wait_for_messages(user, lost.conversation_id, 2)
+    assert (echoed["sender"], echoed["parent_id"]) == ("echo", lost.id)
+    # Handled now: a later sweep finds nothing to do and nothing is answered twice.
+    wait_for(lambda: Claims(info.project).is_done("echo", lost.id))
+    assert sweep(settings, [lost.conversation_id]).redriven == []
+    time.sleep(1.0)
+    assert len(user.conversation(lost.conversation_id)["messages"]) == 2
+
+
+def test_a_step_no_redrive_can_move_is_given_up_with_the_reason(
+    info: StackInfo, user: JsonUser, lobby_name: str
+) -> None:
+    """An agent whose function never answers: after the redrives, one dead letter names it."""
+    settings = dataclasses.replace(settings_for(info), stall_s=0.01, max_redrives=2)
+    create_lobby_with(settings, lobby_name)
+    nobody = AgentRecord(
+        name="nobody_home",
+        endpoint="http://127.0.0.1:9/",  # nothing listens on the discard port
+        listens_to=("text",),
+        registered_at=now(),
+    )
+    with registered_agent(settings, nobody.name, nobody.endpoint, lobby_name, record=nobody):
+        lost = stored_user_message(settings, lobby_name, "is anyone there")
+        reports = []
+        for _ in range(4):
+            reports.append(sweep(settings, [lost.conversation_id]))
+            time.sleep(0.05)
+    assert [len(r.redriven) for r in reports] == [1, 1, 0, 0]
+    assert reports[2].given_up == [lost.id]
+    view: dict[str, Any] = user.conversation(lost.conversation_id)
+    (letter,) = view["dead_letters"]
+    assert letter["agent"] == "nobody_home"
+    assert "after 2 redrives" in letter["reason"]
+    assert view["status"] == "open"  # a chat goes on without the agent that failed
+
+
+def test_a_quiet_chat_is_swept_once_and_comes_back_with_its_next_message(
+    info: StackInfo, user: JsonUser, lobby_name: str
+) -> None:
+    """Sweeps read only conversations that may have work: an idle chat is not read again and
+    again, a finished one never."""
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name, "echo")
+    posted = user.post(lobby_name, "hello")
+    wait_for_messages(user, posted["conversation_id"], 2)
+    conversations = Conversations(info.project)
+    wait_for(lambda: Claims(info.project).is_done("echo", posted["message_id"]))
+    assert sweep(settings, [posted["conversation_id"]]).redriven == []
+    assert conversations.get(posted["conversation_id"]).active_at is None
+    user.post(lobby_name, "again", conversation_id=posted["conversation_id"])
+    assert conversations.get(posted["conversation_id"]).active_at is not None

@@ -1,0 +1,119 @@
+"""Poison is recorded once and never cycles; agents that multiply each other's messages are
+stopped with a reason; a model that keeps failing ends its task naming the error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.delivery.dead_letters import _record_pushed, record_dead_letter
+from agentlobby.delivery.pipeline import deliver_pushed
+from agentlobby.delivery.push import PushedMessage
+from agentlobby.errors import ModelUnavailable
+from agentlobby.messages import Envelope, document_key, new_id
+from agentlobby.store.clients import firestore_client
+from agentlobby.store.conversations import Conversations
+from local_emulator.stack_state import StackInfo
+from tests.support.envelopes import started_conversation
+from tests.support.lobbies import create_lobby_with, function_server, registered_agent, settings_for
+from tests.support.user import JsonUser
+from tests.support.waiting import wait_for
+
+HOSTILE_IDS = ["a/b/c", "x" * 2_000, "caf\u00e9 \u2603", "__reserved__", ""]
+
+
+@pytest.mark.parametrize("hostile", HOSTILE_IDS, ids=["slash", "long", "non-ascii", "dunder", ""])
+def test_poison_on_the_dead_letter_topic_is_recorded_once_and_never_raises(
+    info: StackInfo, hostile: str
+) -> None:
+    settings = settings_for(info)
+    attributes = {
+        "message_id": hostile,
+        "conversation_id": hostile,
+        "lobby": hostile,
+        "CloudPubSubDeadLetterSourceSubscription": f"projects/p/subscriptions/{hostile}",
+        "CloudPubSubDeadLetterSourceDeliveryCount": hostile,
+    }
+    pushed = PushedMessage(None, f"poison-{len(hostile)}", attributes, b"\xff\x00 not json")
+    for _ in range(2):  # a redelivery counts up the same record
+        _record_pushed(settings, pushed)
+    key = document_key(f"unknown__{hostile[:200] or 'pubsub-' + pushed.pubsub_message_id}")
+    snap = firestore_client(info.project).collection("dead_letters").document(key).get()
+    assert snap.exists, key
+    assert snap.get("times") == 2
+    assert snap.get("conversation_id") is None or "/" not in snap.get("conversation_id")
+
+
+def test_a_pipeline_dead_letter_with_hostile_attributes_is_stored(info: StackInfo) -> None:
+    settings = settings_for(info)
+    attributes = {"message_id": "m/" + "y" * 1_600, "conversation_id": "c/d", "lobby": "\u2603"}
+    record_dead_letter(settings, "echo", None, attributes, "bad", "excerpt", "pubsub-1")
+    key = document_key(f"echo__{attributes['message_id'][:200]}")
+    assert firestore_client(info.project).collection("dead_letters").document(key).get().exists
+
+
+def test_agents_that_multiply_each_others_messages_are_stopped_with_a_reason(
+    info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
+) -> None:
+    settings = settings_for(info)
+    create_lobby_with(settings, lobby_name)
+    limit = "30"
+    with (
+        function_server("doubler", info, tmp_path, AGENTLOBBY_MAX_MESSAGES=limit) as one,
+        function_server("doubler_twin", info, tmp_path, AGENTLOBBY_MAX_MESSAGES=limit) as two,
+        registered_agent(settings, "doubler", one, lobby_name),
+        registered_agent(settings, "doubler_twin", two, lobby_name),
+    ):
+        posted = user.post(lobby_name, "start")
+
+        def stopped() -> dict[str, Any] | None:
+            view = user.conversation(posted["conversation_id"])
+            return view if view["status"] == "failed" else None
+
+        view = wait_for(stopped, timeout_s=60)
+    assert "limit of 30 messages" in view["reason"]
+    assert "doubler (" in view["reason"] and "doubler_twin (" in view["reason"]
+    record = Conversations(info.project).get(posted["conversation_id"])
+    # Replies under way when it stopped may land: at most one handler run per agent over.
+    assert record.message_count <= 30 + 2 * 2
+    assert len(view["messages"]) == record.message_count
+
+
+def test_a_model_that_keeps_failing_ends_the_task_naming_the_error_and_the_agent(
+    info: StackInfo, lobby_name: str
+) -> None:
+    """Each failed attempt leaves its error on the claim; when Pub/Sub gives up, the dead letter
+    and the conversation's reason say what the model answered, not only 'not processed'."""
+    settings = settings_for(info)
+    envelope = started_conversation(settings, lobby_name)
+
+    def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
+        raise ModelUnavailable("coder's model kept failing: Error code: 503 - overloaded")
+
+    spec = AgentSpec(
+        name="coder", description="", listens_to=frozenset({"text"}), handle=handle, exclusive=True
+    )
+    pushed = PushedMessage(lobby_name, new_id(), envelope.attributes(), envelope.to_json_bytes())
+    for _attempt in range(2):
+        with pytest.raises(ModelUnavailable):
+            deliver_pushed(spec, pushed, settings)
+    subscription = f"projects/{info.project}/subscriptions/agentlobby-{lobby_name}-coder"
+    given_up = PushedMessage(
+        None,
+        new_id(),
+        {
+            **envelope.attributes(),
+            "CloudPubSubDeadLetterSourceSubscription": subscription,
+            "CloudPubSubDeadLetterSourceDeliveryCount": "5",
+        },
+        envelope.to_json_bytes(),
+    )
+    _record_pushed(settings, given_up)
+    record = Conversations(settings.project).get(envelope.conversation_id)
+    assert record.status == "failed"
+    assert record.reason is not None
+    assert "agentlobby-" + lobby_name + "-coder" in record.reason
+    assert "ModelUnavailable: coder's model kept failing: Error code: 503" in record.reason
