@@ -18,14 +18,22 @@ from agentlobby.store.conversations import Conversations
 from agentlobby.store.registry import AgentRecord
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
-from tests.support.coding import finished, kinds, model_stats, play, python_block, token
+from tests.support.coding import (
+    ADD_TESTS,
+    GOOD_ADD,
+    PASSED_ROUND_ONE,
+    add_task,
+    finished,
+    kinds,
+    model_stats,
+    play,
+    python_block,
+    token,
+)
 from tests.support.envelopes import stored_user_message
 from tests.support.lobbies import create_lobby_with, registered_agent, settings_for
 from tests.support.user import JsonUser, wait_for_messages
 from tests.support.waiting import wait_for
-
-GOOD_DOUBLE = "def double(x):\n    return 2 * x\n"
-DOUBLE_TESTS = "assert double(4) == 8\nprint('tests passed')\n"
 
 
 def kill_server(stack: Stack, target: str) -> int:
@@ -79,7 +87,7 @@ def test_a_coder_killed_during_its_model_call_is_taken_over_and_nothing_repeats(
     """The claim of the dead coder stops being renewed; once it lapses the sweeper redrives the
     spec, the restarted coder takes the claim over, and the task ends with one round."""
     tok = token()
-    code = python_block(GOOD_DOUBLE)
+    code = python_block(GOOD_ADD)
     play(
         stack,
         {
@@ -88,7 +96,7 @@ def test_a_coder_killed_during_its_model_call_is_taken_over_and_nothing_repeats(
             "replies": [{"delay_ms": 120_000, "content": code}, {"content": code}],
         },
     )
-    posted = user.post("coding", f"Write double(x). [{tok}]", tests=DOUBLE_TESTS)
+    posted = user.post("coding", add_task(tok), tests=ADD_TESTS)
     wait_for(lambda: model_stats(stack)["in_flight"] > 0, timeout_s=30)
     old = kill_server(stack, "coder")
     wait_for(lambda: serving_again(stack, "coder", old), timeout_s=30)
@@ -96,14 +104,7 @@ def test_a_coder_killed_during_its_model_call_is_taken_over_and_nothing_repeats(
     view = finished(user, posted["conversation_id"], timeout_s=90)
     recovered_in = time.monotonic() - serving
     assert view["status"] == "succeeded", view["reason"]
-    assert kinds(view) == [
-        ("user", "task"),
-        ("vision", "spec"),
-        ("coder", "code"),
-        ("interpreter", "execution-result"),
-        ("checker", "verdict"),
-        ("checker", "result"),
-    ]
+    assert kinds(view) == PASSED_ROUND_ONE
     assert recovered_in < 60, f"final {recovered_in:.0f}s after the coder served again"
 
 
