@@ -15,8 +15,7 @@
     │   └── ModelRejected           the model API refused the request (4xx other than 429)
     ├── TransientError              the world is briefly unavailable: raise so Pub/Sub redelivers
     │   ├── BackendUnavailable      Pub/Sub, Firestore or a function server did not answer
-    │   ├── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
-    │   └── DeliveryInProgress      another instance holds a fresh claim on the same delivery
+    │   └── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
     └── ConfigError                 a setting is missing or malformed: the operator must fix it
         ├── StackNotFound           no running local stack and no variables that point at one
         └── SandboxUnavailable      no isolation level that was asked for works on this machine
@@ -31,7 +30,6 @@ __all__ = [
     "ApiError",
     "BackendUnavailable",
     "ConfigError",
-    "DeliveryInProgress",
     "HopLimitExceeded",
     "InvalidMessage",
     "MessageLimitExceeded",
@@ -129,10 +127,6 @@ class BackendUnavailable(TransientError):
 
 class ModelUnavailable(TransientError):
     """The model API kept answering 429/5xx or timing out after the retries."""
-
-
-class DeliveryInProgress(TransientError):
-    """Another instance is handling the same delivery; Pub/Sub should try again later."""
 
 
 class ConfigError(AgentlobbyError):

@@ -88,8 +88,8 @@ def _record_pushed(config: Settings, pushed: PushedMessage) -> None:
     if agent is not None and not AGENT_NAME.fullmatch(agent):
         agent = None
     reason = f"not processed after {attempts} delivery attempts to {subscription}"
-    # The attempts may all have been a duplicate told to wait (DeliveryInProgress) while
-    # another delivery of the same message did the work: then nothing was lost.
+    # The attempts may all have been copies while another delivery of the same message did
+    # the work (or still does): then nothing was lost.
     message_id = attrs.get("message_id")
     if not is_identifier(message_id):
         message_id = None
