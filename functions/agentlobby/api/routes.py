@@ -4,6 +4,7 @@
                                       -> 202 {"conversation_id", "message_id"}
     GET  /conversations/{id}          -> 200 {"conversation_id", "status", "messages": [...], ...}
     GET  /healthz                     -> 200 (no token needed)
+    GET  /openapi.json                -> 200 this API as an OpenAPI 3.1 document (no token needed)
 
 Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. Bodies are
 validated before anything is written; errors answer 4xx with {"error": "..."} saying what to
@@ -13,15 +14,18 @@ misses a message that agents saw. An `Idempotency-Key` header makes a retried po
 
 from __future__ import annotations
 
+import base64
 import concurrent.futures
 import json
 import logging
 import re
+import sys
 import uuid
 from typing import Any
 
 from pydantic import ValidationError
 
+from agentlobby.api.openapi import document
 from agentlobby.api.schema import Posted, PostMessage
 from agentlobby.api.views import conversation_view
 from agentlobby.auth import bearer_token, tokens_match
@@ -69,6 +73,10 @@ def handle_request(
     configure(config.log_level)
     if path.rstrip("/") == "/healthz":
         return {"status": "ok"}, 200
+    if path.rstrip("/") == "/openapi.json":
+        if method not in ("GET", "HEAD"):
+            return {"error": f"method {method} not allowed on {path}: GET it"}, 405
+        return document(), 200
     if not _authorized(headers, config):
         return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
     try:
@@ -106,6 +114,11 @@ def _parse_body(body: bytes) -> PostMessage:
         decoded = json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidMessage(f"body is not valid JSON: {exc}") from exc
+    except ValueError as exc:  # an integer Python will not convert (int_max_str_digits)
+        raise InvalidMessage(
+            f"body has an integer of more than {sys.get_int_max_str_digits()} digits: "
+            "no field takes one (see docs/messages.md for each number's bounds)"
+        ) from exc
     except RecursionError as exc:
         raise InvalidMessage("body is nested too deeply: send a flat JSON object") from exc
     if not isinstance(decoded, dict):
@@ -120,11 +133,19 @@ def _task_image(post: PostMessage) -> TaskImage | None:
     if post.image is None:
         return None
     try:
-        return TaskImage.model_validate(
+        image = TaskImage.model_validate(
             {"mime_type": post.image.mime_type, "data": post.image.data_base64}
         )
     except ValidationError as exc:
         raise InvalidMessage(describe_validation_error(exc, "image")) from exc
+    try:  # strictly: a lenient decoder drops what is not base64 and takes "é" as no image
+        base64.b64decode(post.image.data_base64, validate=True)
+    except ValueError as exc:  # binascii.Error, or a non-ASCII character
+        raise InvalidMessage(
+            f"invalid image: data: Base64 decoding error: {exc}; "
+            "send only A-Z, a-z, 0-9, '+' and '/', with '=' padding"
+        ) from exc
+    return image
 
 
 def _content(
