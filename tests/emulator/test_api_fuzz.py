@@ -38,7 +38,8 @@ from agentlobby.messages import MAX_ENVELOPE_BYTES, MAX_TEXT_CHARS, MAX_TOKEN_BU
 from agentlobby.sandbox.service import MAX_BODY_BYTES, MAX_MEMORY_MB, MAX_TIMEOUT_S, TOKEN_HEADER
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
-from tests.conftest import REPO, JsonUser, wait_for_messages
+from tests.support.paths import REPO
+from tests.support.user import JsonUser, wait_for_messages
 
 DOCUMENT = REPO / "docs" / "openapi.json"
 SCALE = int(os.environ.get("FUZZ_SCALE", "1"))
