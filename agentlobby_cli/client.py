@@ -31,9 +31,16 @@ class UserClient:
         self.timeout_s = timeout_s
         self.id_token = id_token
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def _call(
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
+        extra_headers: dict[str, str] | None = None,
+    ) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"}
+        headers |= extra_headers or {}
         if self.id_token:
             headers["X-Serverless-Authorization"] = f"Bearer {self.id_token}"
         url = self.base_url + path
@@ -65,9 +72,13 @@ class UserClient:
                 "AGENTLOBBY_USER_URL the user function's URL?",
             ) from exc
 
-    def post(self, lobby: str, text: str, **fields: Any) -> Posted:
+    def post(
+        self, lobby: str, text: str, *, idempotency_key: str | None = None, **fields: Any
+    ) -> Posted:
+        """Post a message; with `idempotency_key` a retried post is the same post."""
         body = {"text": text, **{k: v for k, v in fields.items() if v is not None}}
-        return self._read(Posted, self._call("POST", f"/lobbies/{lobby}/messages", body))
+        key = {"Idempotency-Key": idempotency_key} if idempotency_key else None
+        return self._read(Posted, self._call("POST", f"/lobbies/{lobby}/messages", body, key))
 
     def conversation(self, conversation_id: str) -> ConversationView:
         return self._read(ConversationView, self._call("GET", f"/conversations/{conversation_id}"))

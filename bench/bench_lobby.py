@@ -41,6 +41,7 @@ from typing import Any
 
 from timing import machine, median, p95, ratio, summary
 
+from agentlobby.api.routes import conversation_id_for_key
 from agentlobby.messages import USER_SENDER, Envelope, TextContent, new_id, now
 from agentlobby.store import lobbies
 from agentlobby.store.clients import firestore_client, publisher_client
@@ -175,7 +176,8 @@ def _poll(user: UserClient, conversation_id: str, started: float) -> float:
 
 def round_trip(user: UserClient, project: str, mode: str) -> Trip:
     """Post one text in a new conversation and wait until the echo reply is visible."""
-    conversation_id = secrets.token_hex(16)
+    key = secrets.token_hex(16)  # the post's Idempotency-Key names its conversation in advance
+    conversation_id = conversation_id_for_key(LOBBY, key)
     messages = (
         firestore_client(project)
         .collection("conversations")
@@ -198,7 +200,7 @@ def round_trip(user: UserClient, project: str, mode: str) -> Trip:
             raise TimeoutError("the Firestore listener sent no initial snapshot")
     try:
         wall0, started = time.time(), time.perf_counter()
-        user.post(LOBBY, f"bench {conversation_id}", conversation_id=conversation_id)
+        user.post(LOBBY, f"bench {conversation_id}", idempotency_key=key)
         accepted = time.perf_counter()
         if mode == "poll":
             detected = visible = _poll(user, conversation_id, started)

@@ -38,6 +38,7 @@ from agentlobby.errors import (
     UnknownConversation,
     UnknownLobby,
 )
+from agentlobby.images import image_size
 from agentlobby.lifecycle import Status, first_status, is_over
 from agentlobby.logs import configure
 from agentlobby.messages import (
@@ -145,6 +146,10 @@ def _task_image(post: PostMessage) -> TaskImage | None:
             f"invalid image: data: Base64 decoding error: {exc}; "
             "send only A-Z, a-z, 0-9, '+' and '/', with '=' padding"
         ) from exc
+    try:
+        image_size(image.mime_type, image.data)
+    except ValueError as exc:
+        raise InvalidMessage(f"invalid image: {exc}") from exc
     return image
 
 
@@ -176,7 +181,7 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
     content = _content(post, image, takes_tasks)
     key = headers.get("idempotency-key")
     conversation_id = post.conversation_id or (
-        uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex if key else new_id()
+        conversation_id_for_key(lobby, key) if key else new_id()
     )
     # The key is scoped to its conversation: agents remember deliveries by message id across
     # conversations, so the same key in two conversations must not make the same id.
@@ -195,14 +200,29 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
     )
     conversations = Conversations(config.project)
     status: Status = first_status(isinstance(content, TaskContent), takes_tasks)
-    if post.conversation_id is None and key is None:
-        conversations.start(envelope, status)
-        stored = envelope
-    else:
-        conversations.open(conversation_id, lobby, status)
+    if post.conversation_id is not None:
+        existing = conversations.get(post.conversation_id)  # UnknownConversation: a 404
+        if existing.lobby != lobby:
+            raise InvalidMessage(
+                f"conversation {existing.id} is in lobby {existing.lobby!r}, not {lobby!r}: "
+                f"post to /lobbies/{existing.lobby}/messages"
+            )
         stored, _ = conversations.record(envelope)
+    else:  # a new conversation, or the retry of a post with an Idempotency-Key that opened one
+        stored = conversations.start(envelope, status)
+    if stored.content != envelope.content:
+        raise InvalidMessage(
+            f"Idempotency-Key {key!r} was already used for a different message in conversation "
+            f"{conversation_id}: a retry must send the same body; use a new key for a new message"
+        )
     lobbies.publish(config.project, stored)
     return Posted(conversation_id=stored.conversation_id, message_id=stored.id).model_dump(), 202
+
+
+def conversation_id_for_key(lobby: str, key: str) -> str:
+    """The conversation a post with this Idempotency-Key (and no conversation_id) opens: the
+    same for every retry, so a client can know it before it posts."""
+    return uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex
 
 
 _known_lobbies: set[tuple[str, str]] = set()

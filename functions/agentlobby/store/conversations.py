@@ -109,8 +109,9 @@ class Conversations:
         with contextlib.suppress(exceptions.AlreadyExists):
             self._doc(conversation_id).create(record.model_dump(mode="json"))
 
-    def start(self, envelope: Envelope, status: Status) -> None:
-        """A new conversation and its first message in one write (one round trip, not two)."""
+    def start(self, envelope: Envelope, status: Status) -> Envelope:
+        """A new conversation and its first message in one write (one round trip, not two);
+        returns the message as stored (a retried post gets what the first one stored)."""
         from google.api_core import exceptions
 
         record = ConversationRecord(
@@ -129,7 +130,8 @@ class Conversations:
             batch.commit()
         except exceptions.AlreadyExists:  # a retried post: keep what the first one wrote
             self.open(record.id, record.lobby, status)
-            self.record(envelope)
+            return self.record(envelope)[0]
+        return envelope
 
     def get(self, conversation_id: str) -> ConversationRecord:
         snap = self._doc(conversation_id).get()
