@@ -145,7 +145,16 @@ def deployed_functions() -> dict[str, list[str]]:
 def test_main_py_infra_and_the_agents_declare_one_roster() -> None:
     targets = discover_targets(MAIN_PY)
     deployed = deployed_functions()
-    assert sorted(t.name for t in targets) == sorted(deployed)
+    missing = [t.name for t in targets if t.name not in deployed]
+    assert not missing, "\n".join(
+        f"functions/main.py has the entry point {name} but infra/functions.conf has no row for "
+        f"it: add one like\n  {name.replace('_', '-'):<13}256Mi   60s      10   1            "
+        "agent        LOBBY                   -\n"
+        "(LOBBY: the lobbies it joins; the file's header explains each column)"
+        for name in missing
+    )
+    extra = sorted(set(deployed) - {t.name for t in targets})
+    assert not extra, f"infra/functions.conf deploys {extra}, which functions/main.py lacks"
     for target in targets:
         if target.kind != "agent":
             continue
