@@ -74,7 +74,12 @@ def run_demo() -> int:
         posted = user.post("coding", IMAGE_TASK, image=image)
         status |= follow_conversation(user, info.project, posted.conversation_id, TASK_TIMEOUT_S)
         summary(user, posted.conversation_id)
-        print(f"\nlogs of every process: {stack.log_dir}", file=sys.stderr)
+        if stack.keep_logs:
+            print(f"\nlogs of every process: {stack.log_dir}", file=sys.stderr)
+        else:
+            print(
+                "\n(the logs go with the stack; AGENTLOBBY_KEEP_LOGS=1 keeps them)", file=sys.stderr
+            )
         return status
     except KeyboardInterrupt:
         return 130

@@ -12,6 +12,7 @@ import json
 import os
 import random
 import secrets
+import shutil
 import socket
 import sys
 import tempfile
@@ -86,6 +87,9 @@ class Stack:
         self.model_script = model_script
         self.record_model_to = record_model_to
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="agentlobby-logs-"))
+        # A log folder the stack made for itself goes when it stops, unless AGENTLOBBY_KEEP_LOGS
+        # asks to keep it or the start failed (its error names a log to read).
+        self.keep_logs = log_dir is not None or os.environ.get("AGENTLOBBY_KEEP_LOGS") == "1"
         self.extra_env = extra_env or {}
         self.progress = progress
         self.functions_dir = functions_dir
@@ -123,6 +127,7 @@ class Stack:
         try:
             return self._start()
         except BaseException:
+            self.keep_logs = True
             self.stop()
             raise
 
@@ -351,6 +356,8 @@ class Stack:
             processes.stop(list(reversed(self.children)))
             self.children = []
             self._restore_env()
+            if not self.keep_logs:
+                shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _restore_env(self) -> None:
         for name, value in self._saved_env.items():
