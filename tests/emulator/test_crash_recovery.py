@@ -11,11 +11,15 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.delivery.pipeline import deliver_pushed
+from agentlobby.delivery.push import PushedMessage
 from agentlobby.delivery.sweeper import sweep
-from agentlobby.messages import new_id, now
+from agentlobby.messages import Envelope, new_id, now
 from agentlobby.store.claims import Claim, Claims
 from agentlobby.store.conversations import Conversations
 from agentlobby.store.registry import AgentRecord
+from agentlobby.store.slots import Slots
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
 from tests.support.coding import (
@@ -30,7 +34,7 @@ from tests.support.coding import (
     python_block,
     token,
 )
-from tests.support.envelopes import stored_user_message
+from tests.support.envelopes import started_conversation, stored_user_message
 from tests.support.lobbies import create_lobby_with, registered_agent, settings_for
 from tests.support.user import JsonUser, wait_for_messages
 from tests.support.waiting import wait_for
@@ -167,3 +171,41 @@ def test_a_quiet_chat_is_swept_once_and_comes_back_with_its_next_message(
     assert conversations.get(posted["conversation_id"]).active_at is None
     user.post(lobby_name, "again", conversation_id=posted["conversation_id"])
     assert conversations.get(posted["conversation_id"]).active_at is not None
+
+
+def test_a_model_slot_is_kept_while_its_call_runs_and_freed_when_its_holder_dies(
+    info: StackInfo,
+) -> None:
+    agent = f"slots_{new_id()[:8]}"
+    slots, other = Slots(info.project, agent, 1, 1.5), Slots(info.project, agent, 1, 1.5)
+    with slots.hold(max_wait_s=1):
+        time.sleep(3.5)  # more than twice the lease: only renewal keeps it
+        assert not other.try_take(0, "someone else")
+    assert other.try_take(0, "a holder that dies")  # and never releases
+    started = time.monotonic()
+    wait_for(lambda: slots.try_take(0, "the next caller"), timeout_s=5)
+    assert time.monotonic() - started < 3.0
+
+
+def test_a_copy_that_finds_the_work_under_way_is_acknowledged_not_failed(
+    info: StackInfo, lobby_name: str
+) -> None:
+    """It used to raise (a 500, logged as an ERROR with a traceback) so that Pub/Sub would retry
+    while the first copy worked; the holder's renewed claim and the sweeper make that moot."""
+    settings = settings_for(info)
+    message = started_conversation(settings, lobby_name)
+    calls: list[str] = []
+
+    def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
+        calls.append(message.id)
+        return []
+
+    spec = AgentSpec(
+        name="judge", description="", listens_to=frozenset({"text"}), handle=handle, exclusive=True
+    )
+    holder = Claims(info.project)
+    assert holder.claim("judge", message.id, lease_s=30) is Claim.TAKEN
+    copy = PushedMessage(lobby_name, new_id(), message.attributes(), message.to_json_bytes())
+    deliver_pushed(spec, copy, settings)  # returns: acknowledged
+    assert calls == []
+    assert Claims(info.project).progress("judge", message.id) is Claim.BUSY

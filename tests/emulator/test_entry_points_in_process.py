@@ -204,3 +204,22 @@ def test_the_user_function_stores_publishes_and_reads_back_a_post(
     assert [(m["id"], m["sender"], m["text"]) for m in view["messages"]] == [
         (ids["message_id"], "user", "hello in-process")
     ]
+
+
+@pytest.mark.parametrize(
+    ("target", "signature", "method", "path", "status"),
+    [
+        ("user", "http", "GET", "/robots.txt", 404),
+        ("user", "http", "GET", "/favicon.ico", 404),
+        ("sandbox", "http", "GET", "/favicon.ico", 404),
+        ("echo", "cloudevent", "GET", "/", 405),
+        ("dead_letters", "cloudevent", "PUT", "/", 405),
+    ],
+)
+def test_what_functions_framework_answers_itself_is_json_too(
+    config: Settings, target: str, signature: str, method: str, path: str, status: int
+) -> None:
+    """Not an HTML page: every answer of every function is JSON with the error."""
+    answer = entry_point(target, signature).open(path, method=method)
+    assert answer.status_code == status
+    assert answer.is_json and "error" in answer.get_json(), answer.get_data()[:200]

@@ -3,6 +3,7 @@ stopped with a reason; a model that keeps failing ends its task naming the error
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -55,31 +56,52 @@ def test_a_pipeline_dead_letter_with_hostile_attributes_is_stored(info: StackInf
     assert firestore_client(info.project).collection("dead_letters").document(key).get().exists
 
 
-def test_agents_that_multiply_each_others_messages_are_stopped_with_a_reason(
-    info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
-) -> None:
+def run_away(
+    info: StackInfo, user: JsonUser, lobby: str, logs: Path, agents: list[str], **env: str
+) -> tuple[str, dict[str, Any]]:
+    """Serve `agents` (test agents) in a fresh lobby, post once, and wait until the loop they
+    start is stopped: the conversation's id and its final view."""
     settings = settings_for(info)
-    create_lobby_with(settings, lobby_name)
-    limit = "30"
-    with (
-        function_server("doubler", info, tmp_path, AGENTLOBBY_MAX_MESSAGES=limit) as one,
-        function_server("doubler_twin", info, tmp_path, AGENTLOBBY_MAX_MESSAGES=limit) as two,
-        registered_agent(settings, "doubler", one, lobby_name),
-        registered_agent(settings, "doubler_twin", two, lobby_name),
-    ):
-        posted = user.post(lobby_name, "start")
+    create_lobby_with(settings, lobby)
+    with contextlib.ExitStack() as serving:
+        for agent in agents:
+            url = serving.enter_context(function_server(agent, info, logs, **env))
+            serving.enter_context(registered_agent(settings, agent, url, lobby))
+        posted = user.post(lobby, "start")
 
         def stopped() -> dict[str, Any] | None:
             view = user.conversation(posted["conversation_id"])
             return view if view["status"] == "failed" else None
 
-        view = wait_for(stopped, timeout_s=60)
+        return posted["conversation_id"], wait_for(stopped, timeout_s=60)
+
+
+def test_agents_that_multiply_each_others_messages_are_stopped_with_a_reason(
+    info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
+) -> None:
+    agents = ["doubler", "doubler_twin"]
+    conversation_id, view = run_away(
+        info, user, lobby_name, tmp_path, agents, AGENTLOBBY_MAX_MESSAGES="30"
+    )
     assert "limit of 30 messages" in view["reason"]
     assert "doubler (" in view["reason"] and "doubler_twin (" in view["reason"]
-    record = Conversations(info.project).get(posted["conversation_id"])
+    record = Conversations(info.project).get(conversation_id)
     # Replies under way when it stopped may land: at most one handler run per agent over.
     assert record.message_count <= 30 + 2 * 2
     assert len(view["messages"]) == record.message_count
+
+
+def test_agents_playing_ping_pong_stop_at_the_hop_limit_even_in_an_open_chat(
+    info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
+) -> None:
+    """The conversation is a chat (open), which a dead letter alone would have left open."""
+    _, view = run_away(
+        info, user, lobby_name, tmp_path, ["ponger", "ponger_twin"], AGENTLOBBY_MAX_HOPS="6"
+    )
+    assert "past the limit of 6 (AGENTLOBBY_MAX_HOPS)" in view["reason"]
+    assert "ponger" in view["reason"]
+    assert max(m["hops"] for m in view["messages"]) == 6
+    assert [letter["agent"] for letter in view["dead_letters"]] in (["ponger"], ["ponger_twin"])
 
 
 def test_a_model_that_keeps_failing_ends_the_task_naming_the_error_and_the_agent(

@@ -29,3 +29,13 @@ def doubler(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def doubler_twin(event: CloudEvent) -> None:
     deliver(event, "tests.support.agents.doubler_twin")
+
+
+@functions_framework.cloud_event
+def ponger(event: CloudEvent) -> None:
+    deliver(event, "tests.support.agents.ponger")
+
+
+@functions_framework.cloud_event
+def ponger_twin(event: CloudEvent) -> None:
+    deliver(event, "tests.support.agents.ponger_twin")
