@@ -145,9 +145,8 @@ def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
     conversations = Conversations(config.project)
     # Replies an earlier run stored decide this delivery: a handler that calls a model
     # answers differently each time, so it is not asked again and two runs never mix.
-    stored = conversations.stored_replies(message, spec.name)
+    stored, record = conversations.look_before_handling(message, spec.name)
     if not stored:
-        record = conversations.find(message.conversation_id)
         if record is not None and is_over(record.status):
             return  # nothing more happens in a conversation that is over (lifecycle.py)
         replies = _replies(spec, message, config)

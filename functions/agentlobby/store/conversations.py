@@ -230,6 +230,27 @@ class Conversations:
                 option=self._db.write_option(last_update_time=snap.update_time),
             )
 
+    def look_before_handling(
+        self, parent: Envelope, agent: str
+    ) -> tuple[list[Reply], ConversationRecord | None]:
+        """What a delivery reads first, in one round trip: the replies an earlier run of `agent`
+        stored for `parent` (empty for a first run), and the conversation (None if there is no
+        document: a message published by hand)."""
+        messages = self._doc(parent.conversation_id).collection("messages")
+        first = messages.document(reply_id(agent, parent.id, 0))
+        conversation = self._doc(parent.conversation_id)
+        snaps = {snap.reference.path: snap for snap in self._db.get_all([first, conversation])}
+        record_snap = snaps.get(conversation.path)
+        record = (
+            ConversationRecord.model_validate(record_snap.to_dict())
+            if record_snap is not None and record_snap.exists
+            else None
+        )
+        reply_snap = snaps.get(first.path)
+        if reply_snap is None or not reply_snap.exists:
+            return [], record
+        return self.stored_replies(parent, agent), record
+
     def stored_replies(self, parent: Envelope, agent: str) -> list[Reply]:
         """The replies an earlier run of `agent` stored for `parent`: their ids are derived."""
         messages = self._doc(parent.conversation_id).collection("messages")
