@@ -133,14 +133,15 @@ class _Sweeper:
         """Messages with members that should handle them and have neither finished nor hold a
         live claim on them, oldest first; and how many deliveries a live claim holds."""
         members = self.registry.members_since(lobby)
+        given_up = self.claims.given_up_among([message.id for message in transcript])
         expected = [
             (message, agent)
             for message in transcript
+            if message.id not in given_up
             for agent, (entered_at, listens_to) in members.items()
             if agent != message.sender
             and message.kind in listens_to
             and entered_at <= message.created_at
-            and not self.claims.given_up(message.id)
         ]
         progress = self.claims.progress_of([(agent, m.id) for m, agent in expected])
         pending: dict[str, tuple[Envelope, list[str]]] = {}

@@ -117,9 +117,16 @@ class Claims:
         ref.set({"count": firestore.Increment(1), "at": now().isoformat()}, merge=True)
         return int(ref.get().get("count"))
 
-    def given_up(self, message_id: str) -> bool:
-        snap = self._db.collection("redrives").document(message_id).get()
-        return bool(snap.exists and (snap.to_dict() or {}).get("given_up"))
+    def given_up_among(self, message_ids: list[str]) -> set[str]:
+        """Which of these messages the sweeper gave up on, in one round trip."""
+        if not message_ids:
+            return set()
+        refs = [self._db.collection("redrives").document(i) for i in message_ids]
+        return {
+            snap.reference.id
+            for snap in self._db.get_all(refs)
+            if snap.exists and (snap.to_dict() or {}).get("given_up")
+        }
 
     def give_up(self, message_id: str) -> None:
         ref = self._db.collection("redrives").document(message_id)
