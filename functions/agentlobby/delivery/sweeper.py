@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from pydantic import Field, ValidationError
@@ -92,6 +92,7 @@ class _Sweeper:
         self.claims = Claims(config.project)
         self.registry = Registry(config.project)
         self.lifecycle = Lifecycle(conversations)
+        self._members: dict[str, dict[str, tuple[datetime, frozenset[str]]]] = {}
 
     def conversation(self, record: ConversationRecord, report: SweepReport) -> None:
         transcript = self.conversations.transcript(record.id)
@@ -132,7 +133,9 @@ class _Sweeper:
     ) -> tuple[list[tuple[Envelope, list[str]]], int]:
         """Messages with members that should handle them and have neither finished nor hold a
         live claim on them, oldest first; and how many deliveries a live claim holds."""
-        members = self.registry.members_since(lobby)
+        if lobby not in self._members:  # read once a sweep: most conversations share lobbies
+            self._members[lobby] = self.registry.members_since(lobby)
+        members = self._members[lobby]
         given_up = self.claims.given_up_among([message.id for message in transcript])
         expected = [
             (message, agent)
