@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PY_DIRS := functions agentlobby_cli local_emulator tests bench
+PY_DIRS := functions agentlobby_cli local_emulator tests bench stress
 
-.PHONY: install prereqs demo test test-fast lint bench up clean
+.PHONY: install prereqs demo test test-fast lint bench stress stress-short up clean
 
 install: $(STAMP)
 
@@ -29,11 +29,19 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy functions/agentlobby agentlobby_cli local_emulator
+	$(BIN)/mypy functions/agentlobby agentlobby_cli local_emulator stress
 	$(BIN)/shellcheck -x infra/*.sh
 
 bench: install
 	$(BIN)/python bench/run_all.py
+
+# The local stack under load, crashes, poison, fuzzing, a paused Firestore and agent loops
+# (docs/stress.md). Exits 1 on anything lost or duplicated. stress-short is the CI size.
+stress: prereqs install
+	$(BIN)/python -m stress
+
+stress-short: prereqs install
+	$(BIN)/python -m stress --short
 
 up: prereqs install
 	$(BIN)/agentlobby up
