@@ -45,6 +45,7 @@ class Settings:
     api_token: str | None
     max_hops: int
     max_messages: int
+    max_model_calls: int
     max_rounds: int
     token_budget: int
     claim_lease_s: float
@@ -114,6 +115,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_token=env.get("AGENTLOBBY_API_TOKEN") or None,
         max_hops=_number(env, "AGENTLOBBY_MAX_HOPS", 64, int),
         max_messages=_number(env, "AGENTLOBBY_MAX_MESSAGES", 500, int),
+        max_model_calls=_number(env, "AGENTLOBBY_MAX_MODEL_CALLS", 200, int),
         max_rounds=_number(env, "AGENTLOBBY_MAX_ROUNDS", 3, int),
         token_budget=_number(env, "AGENTLOBBY_TOKEN_BUDGET", 200_000, int),
         # Renewed while the handler runs: a dead holder's claim lapses within this.

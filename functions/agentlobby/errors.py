@@ -9,7 +9,8 @@
     │   ├── UnknownConversation     a conversation id that Firestore does not hold
     │   ├── RunawayConversation     agents kept answering each other: the conversation is stopped
     │   │   ├── HopLimitExceeded    a message chain grew past the hop limit (depth, ping-pong)
-    │   │   └── MessageLimitExceeded  a conversation grew past its message limit (breadth)
+    │   │   ├── MessageLimitExceeded  a conversation grew past its message limit (breadth)
+    │   │   └── ModelCallLimitExceeded  a conversation asked its model too many times
     │   ├── ApiError                the user API refused a request (the CLI's HTTP client)
     │   ├── ModelOutputError        the model kept answering without what was asked for
     │   └── ModelRejected           the model API refused the request (4xx other than 429)
@@ -33,6 +34,7 @@ __all__ = [
     "HopLimitExceeded",
     "InvalidMessage",
     "MessageLimitExceeded",
+    "ModelCallLimitExceeded",
     "ModelOutputError",
     "ModelRejected",
     "ModelUnavailable",
@@ -105,6 +107,10 @@ class HopLimitExceeded(RunawayConversation):
 
 class MessageLimitExceeded(RunawayConversation):
     """A conversation would grow past its message limit (agents multiplying each other)."""
+
+
+class ModelCallLimitExceeded(RunawayConversation):
+    """A conversation would make more model calls than its limit allows."""
 
 
 class ModelOutputError(PermanentError):

@@ -48,15 +48,25 @@ class Parsed(Generic[T]):
 class ModelClient:
     """One agent's model: an openai client plus the cross-instance concurrency limit."""
 
-    def __init__(self, agent: str, model: ModelSettings, project: str) -> None:
+    def __init__(
+        self,
+        agent: str,
+        model: ModelSettings,
+        project: str,
+        before_call: Callable[[], None] | None = None,
+    ) -> None:
         self.agent = agent
         self.settings = model
         self._project = project
         self._client: openai.OpenAI | None = None
+        # Runs before each request; raising stops the call (a conversation's call limit).
+        self._before_call = before_call
 
     @classmethod
-    def for_agent(cls, agent: str, settings: Settings) -> ModelClient:
-        return cls(agent, settings.model_for(agent), settings.project)
+    def for_agent(
+        cls, agent: str, settings: Settings, before_call: Callable[[], None] | None = None
+    ) -> ModelClient:
+        return cls(agent, settings.model_for(agent), settings.project, before_call)
 
     def _openai(self) -> openai.OpenAI:
         if self._client is None:
@@ -82,6 +92,8 @@ class ModelClient:
         import openai
 
         client = self._openai()
+        if self._before_call is not None:
+            self._before_call()
         slots = Slots(
             self._project,
             self.agent,

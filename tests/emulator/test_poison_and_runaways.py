@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.config import load_settings
 from agentlobby.delivery.dead_letters import _record_pushed, record_dead_letter
 from agentlobby.delivery.pipeline import deliver_pushed
 from agentlobby.delivery.push import PushedMessage
@@ -17,7 +18,9 @@ from agentlobby.errors import ModelUnavailable
 from agentlobby.messages import Envelope, document_key, new_id
 from agentlobby.store.clients import firestore_client
 from agentlobby.store.conversations import Conversations
+from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
+from tests.support.coding import model_stats, play, requests_of
 from tests.support.envelopes import started_conversation
 from tests.support.lobbies import create_lobby_with, function_server, registered_agent, settings_for
 from tests.support.user import JsonUser
@@ -139,3 +142,35 @@ def test_a_model_that_keeps_failing_ends_the_task_naming_the_error_and_the_agent
     assert record.reason is not None
     assert "agentlobby-" + lobby_name + "-coder" in record.reason
     assert "ModelUnavailable: coder's model kept failing: Error code: 503" in record.reason
+
+
+def test_an_agent_that_keeps_asking_its_model_is_stopped_at_the_call_limit(
+    stack: Stack, info: StackInfo, lobby_name: str
+) -> None:
+    """A loop inside one agent (a model asked again and again) is bounded like a loop between
+    agents: the conversation fails, the agent named, and the call past the limit is never made."""
+    settings = load_settings(
+        {
+            **info.client_environment(),
+            "OPENAI_BASE_URL": str(stack.model_server.url),  # type: ignore[union-attr]
+            "OPENAI_API_KEY": "offline",
+            "AGENTLOBBY_MAX_MODEL_CALLS": "3",
+        }
+    )
+    play(stack, {"agent": "asker", "replies": ["again?"] * 10})
+    envelope = started_conversation(settings, lobby_name)
+
+    def handle(message: Envelope, ctx: AgentContext) -> list[Outgoing]:
+        while True:  # never satisfied
+            ctx.model.complete([{"role": "user", "content": "once more"}])
+
+    spec = AgentSpec(
+        name="asker", description="", listens_to=frozenset({"text"}), handle=handle, exclusive=True
+    )
+    pushed = PushedMessage(lobby_name, new_id(), envelope.attributes(), envelope.to_json_bytes())
+    deliver_pushed(spec, pushed, settings)
+    record = Conversations(settings.project).get(envelope.conversation_id)
+    assert record.status == "failed"
+    assert "limit of 3 model calls" in (record.reason or "")
+    assert "asker asked for call 4" in (record.reason or "")
+    assert len(requests_of(model_stats(stack), "asker")) == 3

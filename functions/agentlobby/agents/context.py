@@ -10,7 +10,7 @@ import functools
 from typing import TYPE_CHECKING
 
 from agentlobby.config import Settings
-from agentlobby.errors import UnknownAgent
+from agentlobby.errors import ModelCallLimitExceeded, UnknownAgent
 from agentlobby.messages import Envelope
 
 if TYPE_CHECKING:
@@ -23,10 +23,13 @@ if TYPE_CHECKING:
 class AgentContext:
     """One delivery's view of the world, for the agent named `agent` in `lobby`."""
 
-    def __init__(self, agent: str, lobby: str, settings: Settings) -> None:
+    def __init__(
+        self, agent: str, lobby: str, settings: Settings, conversation_id: str | None = None
+    ) -> None:
         self.agent = agent
         self.lobby = lobby
         self.settings = settings
+        self.conversation_id = conversation_id
 
     @functools.cached_property
     def _conversations(self) -> Conversations:
@@ -58,7 +61,20 @@ class AgentContext:
     def model(self) -> ModelClient:
         from agentlobby.model import ModelClient
 
-        return ModelClient.for_agent(self.agent, self.settings)
+        return ModelClient.for_agent(self.agent, self.settings, self._count_model_call)
+
+    def _count_model_call(self) -> None:
+        """Every model call counts against the conversation's limit (AGENTLOBBY_MAX_MODEL_CALLS):
+        past it, the conversation is stopped as a runaway instead of the call being made."""
+        if self.conversation_id is None:
+            return
+        calls = self._conversations.count_model_call(self.conversation_id)
+        limit = self.settings.max_model_calls
+        if calls > limit:
+            raise ModelCallLimitExceeded(
+                f"conversation stopped at its limit of {limit} model calls "
+                f"(AGENTLOBBY_MAX_MODEL_CALLS): {self.agent} asked for call {calls}"
+            )
 
     def run_code(self, source: str) -> ExecutionResult:
         """Run a program in the sandbox (the sandbox function in the cloud) with the limits of

@@ -162,7 +162,12 @@ def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
 
 
 def _replies(spec: AgentSpec, message: Envelope, config: Settings) -> list[Reply]:
-    ctx = AgentContext(agent=spec.name, lobby=message.lobby, settings=config)
+    ctx = AgentContext(
+        agent=spec.name,
+        lobby=message.lobby,
+        settings=config,
+        conversation_id=message.conversation_id,
+    )
     outgoing = list(spec.handle(message, ctx))
     if outgoing and message.hops + 1 > config.max_hops:
         raise HopLimitExceeded(

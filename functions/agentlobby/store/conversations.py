@@ -41,6 +41,8 @@ class ConversationRecord(Wire):
     updated_at: datetime
     # Messages stored so far, counted in the same write that stores them (a runaway's bound).
     message_count: int = 0
+    # Model calls its agents made, counted before each call (a runaway's other bound).
+    model_calls: int = 0
     # The last write of a message or a status, while the sweeper may have work here: None
     # once the conversation is over, or swept with nothing pending, until the next message.
     active_at: datetime | None = None
@@ -195,6 +197,19 @@ class Conversations:
         from google.cloud import firestore
 
         return {"message_count": firestore.Increment(added), "active_at": now().isoformat()}
+
+    def count_model_call(self, conversation_id: str) -> int:
+        """Count one more model call of the conversation; returns the count so far (0 when
+        there is no conversation document: a message published by hand)."""
+        from google.api_core import exceptions
+        from google.cloud import firestore
+
+        ref = self._doc(conversation_id)
+        try:
+            ref.update({"model_calls": firestore.Increment(1)})
+        except exceptions.NotFound:
+            return 0
+        return int(ref.get().get("model_calls"))
 
     def find(self, conversation_id: str) -> ConversationRecord | None:
         """The conversation, or None when there is none (a message published by hand)."""
