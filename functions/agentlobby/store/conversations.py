@@ -10,9 +10,12 @@ Token use is derived from the transcript rather than kept in a counter: no hot d
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from agentlobby.errors import TransientError, UnknownConversation
 from agentlobby.lifecycle import Status, is_over
@@ -27,6 +30,7 @@ from agentlobby.messages import (
 )
 from agentlobby.store.clients import firestore_client, translated
 
+log = logging.getLogger(__name__)
 # Stored beside the envelope in a message document, never part of it.
 _STORAGE_FIELDS = ("order_key", "ends_conversation", "end_reason")
 
@@ -226,7 +230,12 @@ class Conversations:
             .where(filter=FieldFilter("active_at", ">=", since.isoformat()))
             .where(filter=FieldFilter("active_at", "<=", until.isoformat()))
         )
-        records = [ConversationRecord.model_validate(snap.to_dict()) for snap in query.stream()]
+        records = []
+        for snap in query.stream():
+            try:
+                records.append(ConversationRecord.model_validate(snap.to_dict()))
+            except ValidationError as exc:  # one bad document must not stop every sweep
+                log.error("conversation %s is not readable, not swept: %s", snap.id, exc)
         return [record for record in records if not is_over(record.status)]
 
     def mark_swept(self, record: ConversationRecord) -> None:
