@@ -104,7 +104,10 @@ def test_agents_playing_ping_pong_stop_at_the_hop_limit_even_in_an_open_chat(
     assert "past the limit of 6 (AGENTLOBBY_MAX_HOPS)" in view["reason"]
     assert "ponger" in view["reason"]
     assert max(m["hops"] for m in view["messages"]) == 6
-    assert [letter["agent"] for letter in view["dead_letters"]] in (["ponger"], ["ponger_twin"])
+    # Each ponger answers the user's message, so two chains race to the limit: the first stops
+    # the conversation and the other is dead-lettered too unless it saw the end first.
+    stopped_by = [letter["agent"] for letter in view["dead_letters"]]
+    assert 1 <= len(stopped_by) <= 2 and set(stopped_by) <= {"ponger", "ponger_twin"}
 
 
 def test_a_model_that_keeps_failing_ends_the_task_naming_the_error_and_the_agent(
