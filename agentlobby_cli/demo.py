@@ -59,11 +59,13 @@ def run_demo() -> int:
 
         say("lobby 'chat': the user says hello, the echo agent answers")
         posted = user.post("chat", "Hello, lobby!")
-        follow_conversation(user, info.project, posted.conversation_id, 20.0, idle_s=2.0)
+        follow_conversation(user, info.project, posted.conversation_id, 20.0, quiet_s=2.0)
 
         say("lobby 'coding': a task with tests (round 1 fails, round 2 passes)")
         posted = user.post("coding", FIZZBUZZ_TASK, tests=FIZZBUZZ_TESTS)
-        status = follow_conversation(user, info.project, posted.conversation_id, TASK_TIMEOUT_S)
+        status = follow_conversation(
+            user, info.project, posted.conversation_id, TASK_TIMEOUT_S, show_final_code=False
+        )
         summary(user, posted.conversation_id)
 
         say("lobby 'coding': a task with an image, through the vision agent")
@@ -72,7 +74,12 @@ def run_demo() -> int:
             "data_base64": base64.b64encode(IMAGE.read_bytes()).decode(),
         }
         posted = user.post("coding", IMAGE_TASK, image=image)
-        status |= follow_conversation(user, info.project, posted.conversation_id, TASK_TIMEOUT_S)
+        status = max(
+            status,
+            follow_conversation(
+                user, info.project, posted.conversation_id, TASK_TIMEOUT_S, show_final_code=False
+            ),
+        )
         summary(user, posted.conversation_id)
         if stack.keep_logs:
             print(f"\nlogs of every process: {stack.log_dir}", file=sys.stderr)

@@ -1,18 +1,38 @@
-"""Printing a conversation as it happens: what is stored first, then live lobby messages."""
+"""Printing a conversation as it happens, and knowing when to stop: `send --wait` and `watch`.
+
+Messages are printed from the stored transcript first, then live from the lobby (with the
+transcript read again every few seconds, so nothing the live tail misses is lost). When to
+stop depends on the conversation's status:
+
+- `succeeded` or `failed`: it is over; stop and say so (exit 0 or 1).
+- `running` (a task): wait for it to end, up to the timeout (then exit 3).
+- `open` (a chat, which never ends by itself): with `quiet_s` (send --wait), stop once a reply
+  came and nothing more for `quiet_s` seconds (exit 0), or at the timeout with no reply yet
+  (exit 3); without it (watch), follow until the timeout (exit 0) or Ctrl-C. A chat message
+  that an agent takes up as a task moves the conversation to `running`.
+
+Messages go to stdout, one line (or a few) each, and a task's final code after them; what
+happened in the end goes to stderr as one line.
+"""
 
 from __future__ import annotations
 
 import sys
 import time
+from dataclasses import dataclass
 
-from agentlobby.api.schema import MessageView
+from agentlobby.api.schema import ConversationView, MessageView
 from agentlobby.api.views import message_view
 from agentlobby.lifecycle import is_over
+from agentlobby.messages import USER_SENDER
 from agentlobby.store.tail import LobbyTail
 from agentlobby_cli.client import UserClient
 from agentlobby_cli.render import message_line
 
 STATUS_CHECK_S = 2.0
+EXIT_SUCCEEDED = 0
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 3
 
 
 class ConversationPrinter:
@@ -21,13 +41,24 @@ class ConversationPrinter:
     def __init__(self, conversation_id: str) -> None:
         self.conversation_id = conversation_id
         self.seen: set[str] = set()
+        self.replies = 0
 
     def show(self, view: MessageView) -> bool:
         if view.id in self.seen:
             return False
         self.seen.add(view.id)
+        if view.sender != USER_SENDER:
+            self.replies += 1
         print(message_line(view), flush=True)
         return True
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How following a conversation ended: the exit status and the line that says why."""
+
+    code: int
+    summary: str
 
 
 def follow_conversation(
@@ -36,47 +67,117 @@ def follow_conversation(
     conversation_id: str,
     timeout_s: float | None,
     *,
-    idle_s: float | None = None,
-    skip: int = 0,
+    quiet_s: float | None = None,
+    after_id: str | None = None,
+    show_final_code: bool = True,
 ) -> int:
-    """Print until the conversation ends, `timeout_s` passes, or nothing arrives for `idle_s`.
+    """Print the conversation until it is over or should stop (module docstring); returns the
+    exit status and prints the ending's line to stderr.
 
-    `skip` leaves out the first messages (the one `send` just posted). Returns an exit status:
-    0 when it ended or stopped quietly, 1 when it ended `failed`.
-    """
+    `after_id` leaves out the stored messages up to and including that one (what `send` just
+    posted, and the conversation's earlier history)."""
+    state, printer, why = _follow(client, project, conversation_id, timeout_s, quiet_s, after_id)
+    if is_over(state.status) and state.final_code and show_final_code:
+        print(f"--- final code (round {state.rounds}):\n{state.final_code.rstrip()}", flush=True)
+    ending = _ending(state, printer, why, timeout_s, quiet_s)
+    print(ending.summary, file=sys.stderr, flush=True)
+    return ending.code
+
+
+def _follow(
+    client: UserClient,
+    project: str,
+    conversation_id: str,
+    timeout_s: float | None,
+    quiet_s: float | None,
+    after_id: str | None,
+) -> tuple[ConversationView, ConversationPrinter, str]:
+    """Returns the last state read, the printer, and why it stopped: over, timeout or quiet."""
+    started = time.monotonic()
+    deadline = None if timeout_s is None else started + timeout_s
     first = client.conversation(conversation_id)
     printer = ConversationPrinter(conversation_id)
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    if idle_s is None and skip:
-        idle_s = 3.0
     with LobbyTail(project, first.lobby) as tail:
         state = client.conversation(conversation_id)
-        for index, view in enumerate(state.messages):
-            if index < skip:
+        skipping = after_id is not None and any(m.id == after_id for m in state.messages)
+        for view in state.messages:
+            if skipping:
                 printer.seen.add(view.id)
+                skipping = view.id != after_id
             else:
                 printer.show(view)
+        if state.status == "open" and quiet_s is None and deadline is None:
+            print(
+                f"conversation {conversation_id} is open: a chat never ends by itself, so this "
+                "prints its messages until Ctrl-C (or pass --timeout SECONDS)",
+                file=sys.stderr,
+                flush=True,
+            )
         last_news = last_check = time.monotonic()
+        why = "over"
         while not is_over(state.status):
             now = time.monotonic()
             if deadline is not None and now >= deadline:
+                why = "timeout"
                 break
-            if idle_s is not None and now - last_news >= idle_s:
+            answered = state.status == "open" and printer.replies > 0
+            if answered and quiet_s is not None and now - last_news >= quiet_s:
+                why = "quiet"
                 break
             message = tail.get(timeout=0.5)
-            if now - last_check >= STATUS_CHECK_S:
-                # A step can also end the conversation without a message (a dead letter).
-                state, last_check = client.conversation(conversation_id), now
-            if message is None or message.conversation_id != conversation_id:
-                continue
-            if printer.show(message_view(message)):
-                last_news = time.monotonic()
-            if message.kind == "result":
-                state = client.conversation(conversation_id)
+            if message is not None and message.conversation_id == conversation_id:
+                if printer.show(message_view(message)):
+                    last_news = time.monotonic()
+                if message.kind == "result":
+                    last_check = 0.0  # read the final status now
+            if time.monotonic() - last_check >= STATUS_CHECK_S:
+                # A step can end the conversation without a message (a dead letter), and the
+                # live tail can miss what was published before it was subscribed.
+                state, last_check = client.conversation(conversation_id), time.monotonic()
+                for view in state.messages:
+                    if printer.show(view):
+                        last_news = time.monotonic()
         state = client.conversation(conversation_id)
         for view in state.messages:
             printer.show(view)
+    return state, printer, why
+
+
+def _ending(
+    state: ConversationView,
+    printer: ConversationPrinter,
+    why: str,
+    timeout_s: float | None,
+    quiet_s: float | None,
+) -> Ending:
+    name = f"conversation {state.conversation_id}"
     if is_over(state.status):
+        rounds = f" after {state.rounds} round(s)" if state.rounds else ""
+        tokens = f", {state.usage.total_tokens} tokens" if state.usage.total_tokens else ""
         reason = f": {state.reason}" if state.reason else ""
-        print(f"conversation {conversation_id} {state.status}{reason}", file=sys.stderr)
-    return 1 if state.status == "failed" else 0
+        code = EXIT_SUCCEEDED if state.status == "succeeded" else EXIT_FAILED
+        return Ending(code, f"{name} {state.status}{rounds}{tokens}{reason}")
+    waited = f" after {timeout_s:g}s (--timeout)" if timeout_s is not None else ""
+    if state.status == "running":
+        return Ending(
+            EXIT_TIMEOUT,
+            f"{name} is still running{waited}: stopped waiting; "
+            f"`agentlobby watch {state.conversation_id}` follows it further",
+        )
+    # open: a chat
+    replies = f"{printer.replies} repl{'y' if printer.replies == 1 else 'ies'}"
+    if why == "quiet":
+        return Ending(
+            EXIT_SUCCEEDED,
+            f"{name} is open (a chat never ends by itself): {replies}, then nothing for "
+            f"{quiet_s:g}s",
+        )
+    if quiet_s is None:
+        return Ending(EXIT_SUCCEEDED, f"{name} is still open{waited}; a chat never ends by itself")
+    if printer.replies == 0:
+        return Ending(
+            EXIT_TIMEOUT,
+            f"no reply in {name}{waited}; is any agent in lobby {state.lobby}? "
+            "(`agentlobby lobbies`)",
+        )
+    return Ending(EXIT_TIMEOUT, f"{name} is open, and replies were still coming{waited}: {replies}")

@@ -1,8 +1,11 @@
 """The `agentlobby` command: start the local stack, run the demo, manage lobbies, chat, run code.
 
 Imports stay inside the commands, so `agentlobby run-code` does not pay for Google's SDKs.
-Client commands find the stack `up` started (or the standard variables) through
-stack_state.find_stack, and exit 1 with a message naming the fix when something is wrong.
+Arguments are checked where argparse reads them (agentlobby_cli/arguments.py), with the
+library's own rules, so bad input is one line and exit status 2 before anything connects.
+Client commands find the stack through stack_state.choose_stack. No command shows a traceback:
+an error is one line naming the fix (AGENTLOBBY_DEBUG=1 shows the traceback of an unexpected
+one).
 """
 
 from __future__ import annotations
@@ -10,20 +13,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-EXIT_USAGE = 2
+from agentlobby_cli import arguments as check
+from agentlobby_cli.arguments import EXIT_USAGE, Parser, say_error
+
+EXIT_OK = 0
+EXIT_ERROR = 1  # also: the conversation failed (send --wait, watch)
+EXIT_TIMEOUT = 3
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = """\
+exit status: 0 done (a conversation followed to `succeeded`, or a chat answered);
+1 the conversation failed, or the command could not do its work (the line on stderr says
+which); 2 bad arguments or files; 3 --timeout passed before the conversation ended (or, for a
+chat, before any reply); 130 interrupted."""
 
 
-def _connect() -> Any:
+def _connect(args: argparse.Namespace) -> Any:
     """Find the stack and point Google's clients in this process at it."""
-    from local_emulator.stack_state import find_stack
+    from local_emulator.stack_state import choose_stack
 
-    info = find_stack()
-    for key, value in info.client_environment().items():
-        os.environ.setdefault(key, value)
+    info, note = choose_stack(name=getattr(args, "stack", None))
+    if note:
+        print(f"agentlobby: {note}", file=sys.stderr, flush=True)
+    os.environ.update(info.client_environment())
     return info
 
 
@@ -35,17 +53,24 @@ def _user_client(info: Any) -> Any:
     return UserClient(info.user_url, info.api_token, id_token=id_token)
 
 
-def _settings() -> Any:
+def _settings(args: argparse.Namespace) -> Any:
     from agentlobby.config import load_settings
 
-    _connect()
+    _connect(args)
     return load_settings()
 
 
 def cmd_up(args: argparse.Namespace) -> int:
     from agentlobby_cli.up import run_up
 
-    return run_up(port_base=args.port_base, as_json=args.json)
+    return run_up(
+        port_base=args.port_base,
+        as_json=args.json,
+        name=args.name,
+        model_script=args.model_script,
+        real_model=args.real_model,
+        offline=args.offline,
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -54,18 +79,41 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo()
 
 
+def cmd_stacks(args: argparse.Namespace) -> int:
+    from local_emulator.stack_state import running_stacks
+
+    stacks = running_stacks()
+    if args.json:
+        print(json.dumps([{k: v for k, v in vars(s).items() if k != "api_token"} for s in stacks]))
+        return EXIT_OK
+    if not stacks:
+        print("no stack is running: start one with `agentlobby up`", file=sys.stderr)
+    for info in stacks:
+        age = f"{(time.time() - info.started_at) / 60:.0f} min" if info.started_at else "?"
+        pid = str(info.pid or "?")
+        print(f"{info.name:<20} {info.user_url:<24} pid {pid:<8} up {age:<8} {info.log_dir}")
+    return EXIT_OK
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    info = _connect(args)
+    for key, value in info.client_environment().items():
+        print(f"export {key}={shlex.quote(value)}")
+    return EXIT_OK
+
+
 def cmd_lobbies(args: argparse.Namespace) -> int:
     from agentlobby.store import membership
     from agentlobby.store.registry import Registry
 
-    settings = _settings()
+    if args.action == "create" and not args.name:
+        say_error("lobbies create", "give the lobby's NAME")
+        return EXIT_USAGE
+    settings = _settings(args)
     if args.action == "create":
-        if not args.name:
-            print("agentlobby lobbies create: give the lobby's NAME", file=sys.stderr)
-            return EXIT_USAGE
         record = membership.create_lobby(settings, args.name)
         print(f"lobby {record.name} is ready")
-        return 0
+        return EXIT_OK
     registry = Registry(settings.project)
     members: dict[str, list[str]] = {}
     for m in registry.memberships():
@@ -76,35 +124,31 @@ def cmd_lobbies(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             print(f"{row['name']:<24} {', '.join(row['members']) or '(no agents)'}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
-    from agentlobby.messages import check_agent_name, now
+    from agentlobby.messages import now
     from agentlobby.store.registry import AgentRecord, Registry
 
-    settings = _settings()
+    if args.action == "set" and (not args.name or not args.setting):
+        say_error("agents set", "give NAME KEY=VALUE")
+        return EXIT_USAGE
+    if args.action == "register" and (not args.name or not args.endpoint):
+        say_error("agents register", "give NAME and --endpoint URL")
+        return EXIT_USAGE
+    settings = _settings(args)
     registry = Registry(settings.project)
     if args.action == "set":
-        if not args.name or not args.setting:
-            print("agentlobby agents set: give NAME KEY=VALUE", file=sys.stderr)
-            return EXIT_USAGE
-        key, sep, raw = args.setting.partition("=")
-        if not sep or not key:
-            print(f"agentlobby agents set: {args.setting!r} is not KEY=VALUE", file=sys.stderr)
-            return EXIT_USAGE
+        key, _sep, raw = args.setting.partition("=")
         try:
             value = json.loads(raw)
         except ValueError:
             value = raw
         record = registry.set_setting(args.name, key, value)
         print(f"agent {record.name} settings: {json.dumps(record.settings)}")
-        return 0
+        return EXIT_OK
     if args.action == "register":
-        if not args.name or not args.endpoint:
-            print("agentlobby agents register: give NAME and --endpoint URL", file=sys.stderr)
-            return EXIT_USAGE
-        check_agent_name(args.name)
         registry.put_agent(
             AgentRecord(
                 name=args.name,
@@ -115,7 +159,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             )
         )
         print(f"agent {args.name} registered at {args.endpoint}")
-        return 0
+        return EXIT_OK
     lobbies: dict[str, list[str]] = {}
     for m in registry.memberships():
         lobbies.setdefault(m.agent, []).append(m.lobby)
@@ -134,45 +178,58 @@ def cmd_agents(args: argparse.Namespace) -> int:
         for row in rows:
             where = ", ".join(row["lobbies"]) or "(no lobby)"
             print(f"{row['name']:<14} {where:<20} {row['endpoint']}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_enter(args: argparse.Namespace) -> int:
     from agentlobby.store import membership
 
-    membership.enter(_settings(), args.agent, args.lobby)
+    membership.enter(_settings(args), args.agent, args.lobby)
     print(f"{args.agent} entered {args.lobby}")
-    return 0
+    return EXIT_OK
 
 
 def cmd_leave(args: argparse.Namespace) -> int:
     from agentlobby.store import membership
 
-    was_member = membership.leave(_settings(), args.agent, args.lobby)
+    was_member = membership.leave(_settings(args), args.agent, args.lobby)
     print(
         f"{args.agent} left {args.lobby}" if was_member else f"{args.agent} was not in {args.lobby}"
     )
-    return 0
+    return EXIT_OK
 
 
 def cmd_send(args: argparse.Namespace) -> int:
     from agentlobby_cli.follow import follow_conversation
 
-    info = _connect()
+    info = _connect(args)
     client = _user_client(info)
-    posted = client.post(args.lobby, args.text, conversation_id=args.conversation)
-    print(json.dumps(posted.model_dump()))
-    if args.wait:
-        return follow_conversation(
-            client, info.project, posted.conversation_id, args.timeout, skip=1
-        )
-    return 0
+    posted = client.post(
+        args.lobby,
+        args.text,
+        conversation_id=args.conversation,
+        tests=args.tests,
+        image=args.image,
+        max_rounds=args.max_rounds,
+        token_budget=args.token_budget,
+    )
+    print(json.dumps(posted.model_dump()), flush=True)
+    if not args.wait:
+        return EXIT_OK
+    return follow_conversation(
+        client,
+        info.project,
+        posted.conversation_id,
+        args.timeout,
+        quiet_s=args.idle,
+        after_id=posted.message_id,
+    )
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
     from agentlobby_cli.follow import follow_conversation
 
-    info = _connect()
+    info = _connect(args)
     client = _user_client(info)
     return follow_conversation(client, info.project, args.conversation_id, args.timeout)
 
@@ -180,7 +237,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 def cmd_chat(args: argparse.Namespace) -> int:
     from agentlobby_cli.chat import run_chat
 
-    return run_chat(_connect(), args.lobby, conversation_id=args.conversation)
+    return run_chat(_connect(args), args.lobby, conversation_id=args.conversation)
 
 
 def cmd_run_code(argv: list[str]) -> int:
@@ -190,7 +247,7 @@ def cmd_run_code(argv: list[str]) -> int:
 
 
 def cmd_model_server(argv: list[str]) -> int:
-    from local_emulator.model_server.server import main
+    from agentlobby_cli.model_server import main
 
     return main(argv)
 
@@ -201,26 +258,72 @@ PASSTHROUGH: dict[str, Callable[[list[str]], int]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _stack_option(parser: argparse.ArgumentParser, default: Any) -> None:
+    parser.add_argument(
+        "--stack",
+        metavar="NAME",
+        type=check.stack_name,
+        default=default,
+        help="the running stack to talk to, by the name `up` gave it (default: "
+        "AGENTLOBBY_STACK, else the only one running; `agentlobby stacks` lists them)",
+    )
+
+
+def build_parser() -> Parser:
+    parser = Parser(
         prog="agentlobby",
         description="Agents that talk in lobbies on Pub/Sub, with Firestore transcripts.",
         epilog="Also: `agentlobby run-code FILE` (sandbox) and `agentlobby model-server` "
-        "(offline OpenAI-compatible server); each has its own --help.",
+        "(offline OpenAI-compatible server); each has its own --help. " + EXIT_CODES,
     )
+    _stack_option(parser, None)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # --stack also after the command; SUPPRESS keeps the one given before it.
+    client = Parser(add_help=False)
+    _stack_option(client, argparse.SUPPRESS)
 
-    up = sub.add_parser("up", help="start the local stack in the foreground (Ctrl-C stops it)")
+    up = sub.add_parser(
+        "up",
+        help="start the local stack in the foreground (Ctrl-C stops it)",
+        description="Start the local stack in the foreground; Ctrl-C or SIGTERM stops all of "
+        "it. Without OPENAI_API_KEY or OPENAI_BASE_URL the agents' model is the offline model "
+        "server playing local_emulator/scripts/default.json.",
+    )
     up.add_argument(
         "--port-base",
-        type=int,
+        type=check.port_base,
+        metavar="PORT",
         default=8680,
-        help="first port; the stack uses a block from here (0: any free ports)",
+        help="first port; the stack uses a block from here (default 8680; 0: any free ports)",
+    )
+    up.add_argument(
+        "--name",
+        type=check.stack_name,
+        help="the stack's name, for its state and logs and for --stack (default: "
+        "stack-PORT, by its first port)",
     )
     up.add_argument(
         "--json",
         action="store_true",
         help="print one JSON line with the stack's addresses once it answers",
+    )
+    model = up.add_mutually_exclusive_group()
+    model.add_argument(
+        "--model-script",
+        type=check.existing_file,
+        metavar="FILE",
+        help="replay this model script (each reply once, in order; also AGENTLOBBY_MODEL_SCRIPT)",
+    )
+    model.add_argument(
+        "--real-model",
+        action="store_true",
+        help="use the model at OPENAI_BASE_URL or OpenAI's API (needs OPENAI_API_KEY or "
+        "OPENAI_BASE_URL); the default when either is set",
+    )
+    model.add_argument(
+        "--offline",
+        action="store_true",
+        help="use the offline model server and its default script even when a key is set",
     )
     up.set_defaults(func=cmd_up)
 
@@ -230,14 +333,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
-    lobbies = sub.add_parser("lobbies", help="list lobbies, or `lobbies create NAME`")
+    stacks = sub.add_parser("stacks", help="list the running stacks (names for --stack)")
+    stacks.add_argument("--json", action="store_true", help="print JSON (without the tokens)")
+    stacks.set_defaults(func=cmd_stacks)
+
+    env = sub.add_parser(
+        "env",
+        parents=[client],
+        help='print `export` lines for the stack: eval "$(agentlobby env)"',
+        description="Print the variables that reach the stack (its user URL, API token, "
+        "emulator hosts, project) as shell `export` lines: "
+        'eval "$(agentlobby env)" sets them, for curl or your own code.',
+    )
+    env.set_defaults(func=cmd_env)
+
+    lobbies = sub.add_parser(
+        "lobbies", parents=[client], help="list lobbies, or `lobbies create NAME`"
+    )
     lobbies.add_argument("action", nargs="?", choices=["create"], help="create a lobby")
-    lobbies.add_argument("name", nargs="?", help="the new lobby's name")
+    lobbies.add_argument("name", nargs="?", type=check.lobby_name, help="the new lobby's name")
     lobbies.add_argument("--json", action="store_true", help="print JSON")
     lobbies.set_defaults(func=cmd_lobbies)
 
     agents = sub.add_parser(
         "agents",
+        parents=[client],
         help="list agents; `agents register NAME --endpoint URL`; `agents set NAME KEY=VALUE`",
     )
     agents.add_argument(
@@ -246,70 +366,171 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["register", "set"],
         help="register an agent, or change one of its settings",
     )
-    agents.add_argument("name", nargs="?", help="the agent's name (its entry point in main.py)")
-    agents.add_argument("setting", nargs="?", help="with set: KEY=VALUE, e.g. max_rounds=5")
-    agents.add_argument("--endpoint", help="the base URL of the agent's function")
-    agents.add_argument("--description", help="what the agent does")
+    agents.add_argument(
+        "name", nargs="?", type=check.agent_name, help="the agent's name (its entry point)"
+    )
+    agents.add_argument(
+        "setting", nargs="?", type=check.setting, help="with set: KEY=VALUE, e.g. max_rounds=5"
+    )
+    agents.add_argument("--endpoint", type=check.url, help="the base URL of the agent's function")
+    agents.add_argument("--description", type=check.description, help="what the agent does")
     agents.add_argument(
         "--push-auth-service-account",
+        type=check.service_account,
         help="service account whose OIDC token authenticates pushes (cloud)",
     )
     agents.add_argument("--json", action="store_true", help="print JSON")
     agents.set_defaults(func=cmd_agents)
 
     for name, func, verb in (("enter", cmd_enter, "join"), ("leave", cmd_leave, "leave")):
-        p = sub.add_parser(name, help=f"make AGENT {verb} LOBBY now, nothing restarted")
-        p.add_argument("agent")
-        p.add_argument("lobby")
+        p = sub.add_parser(
+            name, parents=[client], help=f"make AGENT {verb} LOBBY now, nothing restarted"
+        )
+        p.add_argument("agent", metavar="AGENT", type=check.agent_name)
+        p.add_argument("lobby", metavar="LOBBY", type=check.lobby_name)
         p.set_defaults(func=func)
 
-    send = sub.add_parser("send", help="post one message to a lobby")
-    send.add_argument("lobby")
-    send.add_argument("text")
-    send.add_argument("--conversation", help="continue this conversation id")
-    send.add_argument(
-        "--wait",
-        action="store_true",
-        help="then print replies until the conversation ends or --timeout",
-    )
-    send.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (default 30)")
-    send.set_defaults(func=cmd_send)
+    _add_send(sub, client)
 
-    watch = sub.add_parser("watch", help="print a conversation's messages as they arrive")
-    watch.add_argument("conversation_id")
+    watch = sub.add_parser(
+        "watch",
+        parents=[client],
+        help="print a conversation's messages as they arrive",
+        description="Print a conversation's messages, stored and live, until it ends. A chat "
+        "(status open) never ends by itself: watch says so and stops at --timeout or Ctrl-C.",
+        epilog=EXIT_CODES,
+    )
+    watch.add_argument("conversation_id", metavar="CONVERSATION_ID", type=check.conversation_id)
     watch.add_argument(
         "--timeout",
-        type=float,
+        type=check.positive_seconds,
         default=None,
+        metavar="SECONDS",
         help="stop after this many seconds (default: when the conversation ends)",
     )
     watch.set_defaults(func=cmd_watch)
 
-    chat = sub.add_parser("chat", help="chat in a lobby: lines from stdin, lobby messages out")
-    chat.add_argument("lobby")
-    chat.add_argument("--conversation", help="continue this conversation id")
+    chat = sub.add_parser(
+        "chat", parents=[client], help="chat in a lobby: lines from stdin, lobby messages out"
+    )
+    chat.add_argument("lobby", metavar="LOBBY", type=check.lobby_name)
+    chat.add_argument(
+        "--conversation", type=check.conversation_id, help="continue this conversation id"
+    )
     chat.set_defaults(func=cmd_chat)
 
-    sub.add_parser(
-        "run-code", help="run a Python file in the sandbox, print a JSON result", add_help=False
-    )
-    sub.add_parser("model-server", help="serve the offline OpenAI-compatible model", add_help=False)
+    for name, help_text in (
+        ("run-code", "run a Python file in the sandbox, print a JSON result"),
+        ("model-server", "serve the offline OpenAI-compatible model"),
+    ):
+        p = sub.add_parser(name, help=help_text, add_help=False)
+        p.add_argument("rest", nargs=argparse.REMAINDER)
+        p.set_defaults(func=lambda args: PASSTHROUGH[args.command](args.rest))
     return parser
 
 
+def _add_send(sub: Any, client: Parser) -> None:
+    send = sub.add_parser(
+        "send",
+        parents=[client],
+        help="post one message (or a coding task) to a lobby",
+        description="Post one message to a lobby and print its ids as JSON. In the coding "
+        "lobby every post is a task: --tests, --image, --max-rounds and --token-budget "
+        "complete it. With --wait, print what follows: a task until it succeeds or fails; a "
+        "chat (status open, which never ends by itself) until replies came and then nothing "
+        "for --idle seconds. The end is one line on stderr, after a task's final code.",
+        epilog=EXIT_CODES,
+    )
+    send.add_argument("lobby", metavar="LOBBY", type=check.lobby_name, help="e.g. chat, coding")
+    send.add_argument(
+        "text", metavar="TEXT", type=check.message_text, help="the message, or the task"
+    )
+    send.add_argument(
+        "--conversation",
+        type=check.conversation_id,
+        metavar="ID",
+        help="continue this conversation",
+    )
+    send.add_argument(
+        "--tests",
+        type=check.tests_file,
+        metavar="FILE",
+        help="coding: a Python file of tests, run after the code; exit code 0 passes",
+    )
+    send.add_argument(
+        "--image",
+        type=check.image_file,
+        metavar="FILE",
+        help="coding: a PNG, JPEG, GIF or WebP image for the vision agent (type read from "
+        "its bytes)",
+    )
+    send.add_argument(
+        "--max-rounds",
+        type=check.int_from(1, 20),
+        metavar="N",
+        help="coding: rounds of code, run and check before the task fails (1-20)",
+    )
+    send.add_argument(
+        "--token-budget",
+        type=check.int_from(1, 100_000_000),
+        metavar="N",
+        help="coding: model tokens the task may spend before it fails",
+    )
+    send.add_argument(
+        "--wait",
+        action="store_true",
+        help="then print what follows, until the conversation ends (see above)",
+    )
+    send.add_argument(
+        "--timeout",
+        type=check.positive_seconds,
+        default=60.0,
+        metavar="SECONDS",
+        help="with --wait: give up after this long, exit status 3 (default 60)",
+    )
+    send.add_argument(
+        "--idle",
+        type=check.positive_seconds,
+        default=3.0,
+        metavar="SECONDS",
+        help="with --wait, for a chat: stop once replies came and then nothing for this long "
+        "(default 3)",
+    )
+    send.set_defaults(func=cmd_send)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns its exit status (usage errors too: nothing raises)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in PASSTHROUGH:
-        return PASSTHROUGH[argv[0]](argv[1:])
-    args = build_parser().parse_args(argv)
-    from agentlobby.errors import AgentlobbyError
+    command = argv[0] if argv and argv[0] in PASSTHROUGH else None
+    if command is not None:
+        return _guarded(command, lambda: PASSTHROUGH[command](argv[1:]))
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    return _guarded(args.command, lambda: int(args.func(args)))
+
+
+def _guarded(command: str, run: Callable[[], int]) -> int:
+    """Run a command; whatever goes wrong is one line on stderr and an exit status."""
+    from agentlobby.errors import AgentlobbyError, ApiError
 
     try:
-        result: int = args.func(args)
-        return result
+        return run()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `agentlobby ... | head`: nobody reads any more
+        _silence_stdout()
+        return EXIT_ERROR
+    except ApiError as exc:  # the API refused what was sent: 413 and 422 are bad input
+        say_error(command, str(exc))
+        return EXIT_USAGE if exc.status in (413, 422) else EXIT_ERROR
     except AgentlobbyError as exc:
-        print(f"agentlobby {args.command}: {exc}", file=sys.stderr)
-        return 1
+        say_error(command, str(exc))
+        return EXIT_ERROR
     except ValueError as exc:
         from pydantic import ValidationError
 
@@ -320,10 +541,27 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(exc, ValidationError)
             else str(exc)
         )
-        print(f"agentlobby {args.command}: {message}", file=sys.stderr)
+        say_error(command, message)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        return 130
+    except OSError as exc:
+        say_error(command, str(exc))
+        return EXIT_ERROR
+    except Exception as exc:
+        if os.environ.get("AGENTLOBBY_DEBUG"):
+            raise
+        say_error(
+            command,
+            f"unexpected {type(exc).__name__}: {exc} (AGENTLOBBY_DEBUG=1 shows the traceback)",
+        )
+        return EXIT_ERROR
+
+
+def _silence_stdout() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

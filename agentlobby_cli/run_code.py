@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from agentlobby.errors import ConfigError
 from agentlobby.sandbox.runner import SandboxLimits, SandboxUnavailable, run_python
+from agentlobby_cli.arguments import Parser, shown
 
 __all__ = ["main"]
 
@@ -32,19 +33,19 @@ def _positive(kind: type[float] | type[int]) -> Callable[[str], float]:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f"{text!r} is not a number: pass a positive {kind.__name__}, e.g. 5"
+                f"{shown(text)} is not a number: pass a positive {kind.__name__}, e.g. 5"
             ) from None
         if not (value > 0 and math.isfinite(value)):
-            raise argparse.ArgumentTypeError(f"{text!r} must be a positive {kind.__name__}")
+            raise argparse.ArgumentTypeError(f"{shown(text)} must be a positive {kind.__name__}")
         return value
 
     parse.__name__ = kind.__name__
     return parse
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> Parser:
     defaults = SandboxLimits()
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="agentlobby run-code",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,9 +81,11 @@ def main(argv: list[str]) -> int:
     try:
         with open(args.file, encoding="utf-8") as f:
             source = f.read()
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8, or a NUL in the name
         reason = exc.strerror if isinstance(exc, OSError) else "it is not UTF-8 text"
-        parser.error(f"cannot read FILE {args.file!r}: {reason}; pass a readable Python file")
+        if isinstance(exc, ValueError) and "\0" in args.file:
+            reason = "a file name has no NUL character"
+        parser.error(f"cannot read FILE {shown(args.file)}: {reason}; pass a readable Python file")
     try:
         limits = SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
         # One run per process: a warm spare helper would only be started to be killed at exit.

@@ -17,6 +17,7 @@ import socket
 import sys
 import tempfile
 import threading
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +32,7 @@ from local_emulator.roster import agent_spec, discover_targets
 from local_emulator.stack_state import StackInfo
 
 if TYPE_CHECKING:
+    from local_emulator.model_server.script import Script
     from local_emulator.model_server.server import ModelServer
 
 FUNCTIONS_DIR = Path(__file__).resolve().parent.parent / "functions"
@@ -75,7 +77,7 @@ class Stack:
         port_base: int = 0,
         project: str | None = None,
         api_token: str | None = None,
-        model_script: Path | None = None,
+        model_script: Path | Script | None = None,
         record_model_to: Path | None = None,
         log_dir: Path | None = None,
         extra_env: dict[str, str] | None = None,
@@ -86,10 +88,11 @@ class Stack:
         self.api_token = api_token or secrets.token_urlsafe(24)
         self.model_script = model_script
         self.record_model_to = record_model_to
-        self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="agentlobby-logs-"))
+        self._log_dir = log_dir
+        self._made_log_dir = False
         # A log folder the stack made for itself goes when it stops, unless AGENTLOBBY_KEEP_LOGS
         # asks to keep it or the start failed (its error names a log to read).
-        self.keep_logs = log_dir is not None or os.environ.get("AGENTLOBBY_KEEP_LOGS") == "1"
+        self.keep_logs = os.environ.get("AGENTLOBBY_KEEP_LOGS") == "1"
         self.extra_env = extra_env or {}
         self.progress = progress
         self.functions_dir = functions_dir
@@ -109,6 +112,18 @@ class Stack:
             return {name: free_port() for name in names}
         return {name: base + i for i, name in enumerate(names)}
 
+    @property
+    def log_dir(self) -> Path:
+        """Where every process logs; a fresh temporary folder unless one was set before start."""
+        if self._log_dir is None:
+            self._log_dir = Path(tempfile.mkdtemp(prefix="agentlobby-logs-"))
+            self._made_log_dir = True
+        return self._log_dir
+
+    @log_dir.setter
+    def log_dir(self, path: Path) -> None:
+        self._log_dir = path
+
     def url(self, target: str) -> str:
         return f"http://127.0.0.1:{self.ports[target]}"
 
@@ -123,6 +138,7 @@ class Stack:
         problems = prereqs.missing()
         if problems:
             raise RuntimeError("; ".join(problems) + f". To fix it, {prereqs.INSTALL_HINT}")
+        self._check_ports_free()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         try:
             return self._start()
@@ -155,6 +171,7 @@ class Stack:
         }
         self.progress(f"starting {len(self.targets)} function servers")
         self._start_functions(env)
+        self._check_identity()
         self.progress("creating lobbies and memberships")
         self._wire(env)
         self._watch(load_settings(env).sweep_interval_s)
@@ -169,6 +186,56 @@ class Stack:
             log_dir=str(self.log_dir),
         )
         return self.info
+
+    def _check_ports_free(self) -> None:
+        """Fail before starting anything when a port of the block is taken: a server that
+        cannot bind exits, and the one already there (another stack's) would answer for it."""
+        what = {"pubsub": "the Pub/Sub emulator", "firestore": "the Firestore emulator"}
+        for name, port in self.ports.items():
+            if name == "model" and self.model_script is None and self.record_model_to is None:
+                continue
+            with socket.socket() as sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    sock.bind(("127.0.0.1", port))
+                    continue
+                except (OSError, OverflowError) as exc:
+                    problem = getattr(exc, "strerror", None) or str(exc)
+            raise RuntimeError(
+                f"port {port} for {what.get(name, name)} on 127.0.0.1 is not free ({problem}): "
+                f"the stack needs {len(self.ports)} ports from {min(self.ports.values())}; "
+                "pass another --port-base, or 0 for free ports"
+            )
+
+    def _check_identity(self) -> None:
+        """The servers that answer are the ones just started: every child is alive and the user
+        function accepts this stack's token (another stack's would answer 401)."""
+        dead = [c for c in self.children if not c.alive()]
+        if dead:
+            raise RuntimeError(
+                f"{dead[0].name} exited with code {dead[0].process.returncode} while starting; "
+                f"last lines of {dead[0].log_path}:\n{dead[0].log_tail()}"
+            )
+        if "user" not in self.ports:
+            return
+        request = urllib.request.Request(
+            self.url("user") + "/conversations/stack-identity-check",
+            headers={"Authorization": f"Bearer {self.api_token}"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code != 401:
+                return  # 404: the token was accepted, so this is our user function
+        except OSError as exc:
+            raise RuntimeError(
+                f"the user function at {self.url('user')} did not answer: {exc}"
+            ) from exc
+        raise RuntimeError(
+            f"the server at {self.url('user')} refused this stack's API token: another stack "
+            "or program answers on that port; pass another --port-base, or 0 for free ports"
+        )
 
     def _start_emulators(self, hosts: dict[str, str]) -> None:
         pubsub = processes.start(
@@ -230,9 +297,11 @@ class Stack:
             ).start()
             self.progress(f"recording model answers into {self.record_model_to} via {server.url}")
         elif self.model_script is not None:
-            script = load_script_file(self.model_script)
+            given = self.model_script
+            script = load_script_file(given) if isinstance(given, Path) else given
             server = ModelServer(script, port=self.ports["model"]).start()
-            self.progress(f"offline model server at {server.url} (script {self.model_script})")
+            source = f" (script {given})" if isinstance(given, Path) else ""
+            self.progress(f"offline model server at {server.url}{source}")
         else:
             return {}
         self.model_server = server
@@ -356,7 +425,7 @@ class Stack:
             processes.stop(list(reversed(self.children)))
             self.children = []
             self._restore_env()
-            if not self.keep_logs:
+            if self._made_log_dir and not self.keep_logs:
                 shutil.rmtree(self.log_dir, ignore_errors=True)
 
     def _restore_env(self) -> None:

@@ -6,14 +6,27 @@ from __future__ import annotations
 import json
 import queue
 import secrets
+import signal
 import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
 from tests.support.cli import cli_ok, run_cli
+from tests.support.coding import (
+    ADD_TESTS,
+    GOOD_ADD,
+    IMAGE,
+    add_task,
+    model_stats,
+    play,
+    python_block,
+    requests_of,
+    token,
+)
 from tests.support.envelopes import stored_user_message
 from tests.support.lobbies import create_lobby_with, settings_for
 from tests.support.paths import AGENTLOBBY
@@ -94,12 +107,19 @@ def test_chat_shows_a_duplicated_message_once(
 def test_send_wait_prints_the_reply(
     cli_env: dict[str, str], user: JsonUser, echo_lobby: str
 ) -> None:
-    done = run_cli(cli_env, "send", echo_lobby, "ping over cli", "--wait", "--timeout", "20")
+    """A chat never ends: --wait stops once the reply came and nothing more for --idle."""
+    done = run_cli(
+        cli_env, "send", echo_lobby, "ping over cli", "--wait", "--timeout", "20", "--idle", "1"
+    )
     assert done.returncode == 0, done.stderr
     first, *rest = done.stdout.splitlines()
     posted = json.loads(first)
     assert set(posted) == {"conversation_id", "message_id"}
     assert rest == ["[echo] text: ping over cli"]
+    assert done.stderr.splitlines() == [
+        f"conversation {posted['conversation_id']} is open (a chat never ends by itself): "
+        "1 reply, then nothing for 1s"
+    ]
     messages = user.conversation(posted["conversation_id"])["messages"]
     assert [(m["id"], m["sender"]) for m in messages] == [
         (posted["message_id"], "user"),
@@ -107,7 +127,116 @@ def test_send_wait_prints_the_reply(
     ]
 
 
-def test_send_without_wait_and_then_watch(
+def test_send_wait_in_a_conversation_prints_only_what_follows(
+    cli_env: dict[str, str], echo_lobby: str
+) -> None:
+    posted = json.loads(cli_ok(cli_env, "send", echo_lobby, "first line"))
+    done = run_cli(
+        cli_env,
+        "send",
+        echo_lobby,
+        "second line",
+        "--conversation",
+        posted["conversation_id"],
+        "--wait",
+        "--idle",
+        "1",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[1:] == ["[echo] text: second line"]
+
+
+def test_send_wait_without_a_reply_times_out_with_3(
+    cli_env: dict[str, str], info: StackInfo, lobby_name: str
+) -> None:
+    create_lobby_with(settings_for(info), lobby_name)
+    done = run_cli(cli_env, "send", lobby_name, "anyone?", "--wait", "--timeout", "2")
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert done.stderr.strip().startswith("no reply in conversation ")
+    assert f"after 2s (--timeout); is any agent in lobby {lobby_name}?" in done.stderr
+
+
+def test_send_posts_a_coding_task_and_waits_for_success(
+    cli_env: dict[str, str], stack: Stack, tmp_path: Path
+) -> None:
+    tok = token()
+    play(stack, {"agent": "coder", "match": tok, "replies": [python_block(GOOD_ADD)]})
+    tests = tmp_path / "test_add.py"
+    tests.write_text(ADD_TESTS)
+    done = run_cli(
+        cli_env,
+        "send",
+        "coding",
+        add_task(tok),
+        "--tests",
+        str(tests),
+        "--max-rounds",
+        "2",
+        "--token-budget",
+        "5000",
+        "--wait",
+        "--timeout",
+        "60",
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    out = done.stdout
+    assert out.index("[checker] result: succeeded after 1 round(s)") < out.index(
+        "--- final code (round 1):\n" + GOOD_ADD.rstrip()
+    )
+    assert out.rstrip().endswith(GOOD_ADD.rstrip())
+    cid = json.loads(out.splitlines()[0])["conversation_id"]
+    assert done.stderr.strip().startswith(f"conversation {cid} succeeded after 1 round(s)")
+    stats = model_stats(stack)
+    coder = requests_of(stats, "coder")
+    assert len(coder) == 1
+    assert "assert add(2, 3) == 5" in coder[0]["last_user_text"]
+
+
+def test_send_wait_exits_1_when_the_task_fails(
+    cli_env: dict[str, str], stack: Stack, tmp_path: Path
+) -> None:
+    """Without a usable model a task fails, and --wait says so with exit status 1."""
+    play(stack)  # no rules: every model request is refused
+    tests = tmp_path / "tests.py"
+    tests.write_text(ADD_TESTS)
+    done = run_cli(cli_env, "send", "coding", add_task(token()), "--tests", str(tests), "--wait")
+    assert done.returncode == 1, (done.stdout, done.stderr)
+    assert " failed" in done.stderr
+    assert "no script rule matches agent 'coder'" in done.stderr
+
+
+def test_send_wait_times_out_with_3_while_a_task_runs(
+    cli_env: dict[str, str], info: StackInfo, lobby_name: str
+) -> None:
+    """A task in a lobby where only vision works stays running: --timeout ends the wait."""
+    create_lobby_with(settings_for(info), lobby_name, "vision")
+    done = run_cli(cli_env, "send", lobby_name, "Write add(a, b).", "--wait", "--timeout", "3")
+    assert done.returncode == 3, (done.stdout, done.stderr)
+    assert "[vision] spec: Write add(a, b)." in done.stdout
+    assert "is still running after 3s (--timeout): stopped waiting" in done.stderr
+
+
+def test_send_an_image_task(cli_env: dict[str, str], stack: Stack, tmp_path: Path) -> None:
+    """--image reads the file's type from its bytes (whatever its name) and sends it base64."""
+    tok = token()
+    play(
+        stack,
+        {"agent": "vision", "match": tok, "replies": ["A 4 by 4 checkerboard."]},
+        {"agent": "coder", "match": tok, "replies": [python_block("print('#.#.')\n")]},
+        {"agent": "checker", "match": tok, "replies": ['{"passed": true, "feedback": "ok"}']},
+    )
+    image = tmp_path / "board.dat"
+    image.write_bytes(IMAGE.read_bytes())
+    done = run_cli(
+        cli_env, "send", "coding", f"Draw the board [{tok}]", "--image", str(image), "--wait"
+    )
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert " succeeded after 1 round(s)" in done.stderr
+    vision = requests_of(model_stats(stack), "vision")
+    assert [r["has_image"] for r in vision] == [True]
+
+
+def test_watch_a_chat_says_it_never_ends_and_stops_at_the_timeout(
     cli_env: dict[str, str], user: JsonUser, echo_lobby: str
 ) -> None:
     posted = json.loads(cli_ok(cli_env, "send", echo_lobby, "watch this"))
@@ -115,6 +244,36 @@ def test_send_without_wait_and_then_watch(
     done = run_cli(cli_env, "watch", posted["conversation_id"], "--timeout", "1")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == ["[user] text: watch this", "[echo] text: watch this"]
+    assert done.stderr.splitlines() == [
+        f"conversation {posted['conversation_id']} is still open after 1s (--timeout); "
+        "a chat never ends by itself"
+    ]
+
+
+def test_watch_a_chat_without_a_timeout_says_so(
+    cli_env: dict[str, str], user: JsonUser, echo_lobby: str
+) -> None:
+    posted = json.loads(cli_ok(cli_env, "send", echo_lobby, "forever"))
+    wait_for_messages(user, posted["conversation_id"], 2)
+    watch = subprocess.Popen(
+        [str(AGENTLOBBY), "watch", posted["conversation_id"]],
+        env=cli_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert watch.stderr is not None
+        line = watch.stderr.readline()
+        assert "is open: a chat never ends by itself" in line
+        assert "until Ctrl-C (or pass --timeout SECONDS)" in line
+        watch.send_signal(signal.SIGINT)
+        assert watch.wait(timeout=30) == 130
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+            watch.wait()
+    assert "Traceback" not in (watch.stderr.read() if watch.stderr else "")
 
 
 def test_lobbies_lists_members(cli_env: dict[str, str], echo_lobby: str, lobby_name: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 from tests.support.paths import AGENTLOBBY
@@ -10,6 +11,9 @@ from tests.support.paths import AGENTLOBBY
 def run_cli(
     env: dict[str, str], *args: str, stdin: str | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
+    if "PYTHONPATH" in os.environ and "PYTHONPATH" not in env:
+        # The checkout under test, when the environment's editable install points elsewhere.
+        env = {**env, "PYTHONPATH": os.environ["PYTHONPATH"]}
     return subprocess.run(
         [str(AGENTLOBBY), *args],
         env=env,
