@@ -316,6 +316,20 @@ def setting(value: str) -> str:
     return value
 
 
+def kinds(value: str) -> list[str]:
+    """`--listens-to text,task`: message kinds the envelope knows, comma-separated."""
+    from agentlobby.messages import KINDS
+
+    given = [kind.strip() for kind in value.split(",") if kind.strip()]
+    unknown = [kind for kind in given if kind not in KINDS]
+    if not given or unknown:
+        raise argparse.ArgumentTypeError(
+            f"{shown(value)} is not a comma-separated list of message kinds: "
+            f"choose from {', '.join(KINDS)}"
+        )
+    return given
+
+
 def say_error(command: str, message: str) -> None:
     """One line on stderr, as every command reports what it could not do."""
     text = escaped(message, keep="\n")

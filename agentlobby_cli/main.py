@@ -149,11 +149,19 @@ def cmd_agents(args: argparse.Namespace) -> int:
         print(f"agent {record.name} settings: {json.dumps(record.settings)}")
         return EXIT_OK
     if args.action == "register":
+        from local_emulator.roster import declared_agent
+        from local_emulator.stack import FUNCTIONS_DIR
+
+        # What main.py's agent declares, unless the flags say otherwise: the sweeper learns
+        # from `listens_to` which members should handle a message.
+        spec = declared_agent(args.name, FUNCTIONS_DIR)
+        kinds = args.listens_to or (sorted(spec.listens_to) if spec else [])
         registry.put_agent(
             AgentRecord(
                 name=args.name,
                 endpoint=args.endpoint,
-                description=args.description or "",
+                description=args.description or (spec.description if spec else ""),
+                listens_to=tuple(kinds),
                 push_auth_service_account=args.push_auth_service_account,
                 registered_at=now(),
             )
@@ -169,6 +177,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
             "endpoint": a.endpoint,
             "lobbies": lobbies.get(a.name, []),
             "description": a.description,
+            "listens_to": list(a.listens_to),
+            "settings": a.settings,
         }
         for a in registry.agents()
     ]
@@ -374,6 +384,13 @@ def build_parser() -> Parser:
     )
     agents.add_argument("--endpoint", type=check.url, help="the base URL of the agent's function")
     agents.add_argument("--description", type=check.description, help="what the agent does")
+    agents.add_argument(
+        "--listens-to",
+        type=check.kinds,
+        metavar="KIND,KIND",
+        help="with register: the message kinds it handles (default: what its AGENT in "
+        "functions/main.py declares)",
+    )
     agents.add_argument(
         "--push-auth-service-account",
         type=check.service_account,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,3 +66,17 @@ def agent_spec(target: FunctionTarget) -> AgentSpec:
     if not isinstance(spec, AgentSpec):
         raise RuntimeError(f"{target.module} (entry point {target.name}) defines no AGENT")
     return spec
+
+
+def declared_agent(name: str, functions_dir: Path) -> AgentSpec | None:
+    """The AGENT of main.py's entry point `name` (what it listens to, its description), or None
+    when main.py has no such agent: for registering a deployed agent with what it declares."""
+    main_py = functions_dir / "main.py"
+    if not main_py.is_file():
+        return None
+    target = next((t for t in discover_targets(main_py) if t.name == name), None)
+    if target is None or target.kind != "agent":
+        return None
+    if str(functions_dir) not in sys.path:
+        sys.path.insert(0, str(functions_dir))  # agent modules beside main.py, as deployed
+    return agent_spec(target)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from local_emulator.stack import Stack
+from local_emulator.roster import declared_agent
+from local_emulator.stack import FUNCTIONS_DIR, Stack
 from local_emulator.stack_state import StackInfo
 from tests.support.cli import cli_ok, run_cli
 from tests.support.coding import (
@@ -293,6 +294,9 @@ def test_lobbies_create(cli_env: dict[str, str], lobby_name: str) -> None:
     assert any(line.split() == [lobby_name, "(no", "agents)"] for line in table), table
 
 
+URL_9 = "http://127.0.0.1:9/"  # the discard port: nothing answers there
+
+
 def test_agents_lists_and_registers(cli_env: dict[str, str], stack: Stack) -> None:
     rows = {row["name"]: row for row in json.loads(cli_ok(cli_env, "agents", "--json"))}
     assert rows["echo"]["endpoint"] == stack.url("echo")
@@ -302,11 +306,27 @@ def test_agents_lists_and_registers(cli_env: dict[str, str], stack: Stack) -> No
     assert any(line.split()[:1] == ["echo"] and stack.url("echo") in line for line in table)
 
     name = f"probe_{secrets.token_hex(3)}"
-    out = cli_ok(cli_env, "agents", "register", name, "--endpoint", "http://127.0.0.1:9/")
+    out = cli_ok(cli_env, "agents", "register", name, "--endpoint", URL_9)
     assert out == f"agent {name} registered at http://127.0.0.1:9/\n"
     rows = {row["name"]: row for row in json.loads(cli_ok(cli_env, "agents", "--json"))}
     assert rows[name]["endpoint"] == "http://127.0.0.1:9/"
     assert rows[name]["lobbies"] == []
+    assert rows[name]["listens_to"] == []  # not an agent of functions/main.py
+    assert rows["coder"]["listens_to"] == ["spec", "verdict"]
+
+    other = f"probe_{secrets.token_hex(3)}"
+    cli_ok(cli_env, "agents", "register", other, "--endpoint", URL_9, "--listens-to", "text,task")
+    rows = {row["name"]: row for row in json.loads(cli_ok(cli_env, "agents", "--json"))}
+    assert rows[other]["listens_to"] == ["text", "task"]
+
+
+def test_a_deployed_agent_is_registered_with_what_main_py_declares() -> None:
+    """`infra/deploy.sh` registers each agent by name only: the registry must still learn what
+    it listens to, or the sweeper would never expect it to handle anything."""
+    spec = declared_agent("checker", FUNCTIONS_DIR)
+    assert spec is not None and spec.listens_to == frozenset({"execution-result"})
+    assert declared_agent("user", FUNCTIONS_DIR) is None  # an HTTP function, not an agent
+    assert declared_agent("nobody", FUNCTIONS_DIR) is None
 
 
 @pytest.mark.parametrize(
