@@ -128,8 +128,9 @@ def cmd_lobbies(args: argparse.Namespace) -> int:
 
 
 def cmd_agents(args: argparse.Namespace) -> int:
+    from agentlobby.errors import InvalidMessage
     from agentlobby.messages import now
-    from agentlobby.store.registry import AgentRecord, Registry
+    from agentlobby.store.registry import AgentRecord, DeclaredSetting, Registry
 
     if args.action == "set" and (not args.name or not args.setting):
         say_error("agents set", "give NAME KEY=VALUE")
@@ -142,10 +143,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
     if args.action == "set":
         key, _sep, raw = args.setting.partition("=")
         try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        record = registry.set_setting(args.name, key, value)
+            record = registry.set_setting(args.name, key, raw)
+        except InvalidMessage as exc:  # a key or value the agent does not declare: usage
+            say_error("agents set", str(exc))
+            return EXIT_USAGE
         print(f"agent {record.name} settings: {json.dumps(record.settings)}")
         return EXIT_OK
     if args.action == "register":
@@ -162,6 +163,10 @@ def cmd_agents(args: argparse.Namespace) -> int:
                 endpoint=args.endpoint,
                 description=args.description or (spec.description if spec else ""),
                 listens_to=tuple(kinds),
+                declared=tuple(
+                    DeclaredSetting.model_validate(s.declared())
+                    for s in (spec.settings if spec else ())
+                ),
                 push_auth_service_account=args.push_auth_service_account,
                 registered_at=now(),
             )
@@ -171,14 +176,14 @@ def cmd_agents(args: argparse.Namespace) -> int:
     lobbies: dict[str, list[str]] = {}
     for m in registry.memberships():
         lobbies.setdefault(m.agent, []).append(m.lobby)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": a.name,
             "endpoint": a.endpoint,
             "lobbies": lobbies.get(a.name, []),
             "description": a.description,
             "listens_to": list(a.listens_to),
-            "settings": a.settings,
+            "settings": settings_in_force(a),
         }
         for a in registry.agents()
     ]
@@ -188,7 +193,25 @@ def cmd_agents(args: argparse.Namespace) -> int:
         for row in rows:
             where = ", ".join(row["lobbies"]) or "(no lobby)"
             print(f"{row['name']:<14} {where:<20} {row['endpoint']}")
+            for setting in row["settings"]:
+                print(f"  {setting['name']} = {setting['value']}  ({setting['source']})")
     return EXIT_OK
+
+
+def settings_in_force(record: Any) -> list[dict[str, object]]:
+    """Each declared setting of an agent: its value and where it comes from. A task's own field
+    (a coding task's max_rounds) still wins over what is shown here."""
+    shown: list[dict[str, object]] = []
+    for setting in record.declared:
+        if setting.name in record.settings:
+            value, source = record.settings[setting.name], "registry (agents set)"
+        elif setting.env:
+            value = setting.default
+            source = f"default, unless {setting.env} is set in the function's environment"
+        else:
+            value, source = setting.default, "default"
+        shown.append({"name": setting.name, "value": value, "source": source, "doc": setting.doc})
+    return shown
 
 
 def cmd_enter(args: argparse.Namespace) -> int:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from agentlobby.config import load_settings
 from agentlobby.messages import now
 from agentlobby.store import lobbies, membership
-from agentlobby.store.registry import AgentRecord, Registry
+from agentlobby.store.registry import AgentRecord, DeclaredSetting, Registry
 from local_emulator import prereqs, processes
 from local_emulator.roster import agent_spec, discover_targets
 from local_emulator.stack_state import StackInfo
@@ -359,7 +359,9 @@ class Stack:
                     endpoint=self.url(target.name),
                     description=spec.description,
                     listens_to=tuple(sorted(spec.listens_to)),
-                    settings=dict(spec.settings),
+                    declared=tuple(
+                        DeclaredSetting.model_validate(s.declared()) for s in spec.settings
+                    ),
                     registered_at=now(),
                 )
             )

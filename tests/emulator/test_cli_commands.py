@@ -364,3 +364,33 @@ def test_bad_arguments_exit_2(
     done = run_cli(cli_env, *args)
     assert done.returncode == 2, (done.stdout, done.stderr)
     assert expected in done.stderr
+
+
+def test_agents_set_takes_only_what_the_agent_declares(cli_env: dict[str, str]) -> None:
+    """Checked against the agent's own declaration: unknown keys name the valid ones, values
+    are typed and bounded, and `agents` shows the value in force and where it comes from."""
+    checker = {row["name"]: row for row in json.loads(cli_ok(cli_env, "agents", "--json"))}[
+        "checker"
+    ]
+    (rounds,) = checker["settings"]
+    assert (rounds["name"], rounds["value"]) == ("max_rounds", 3)
+    assert "AGENTLOBBY_MAX_ROUNDS" in rounds["source"]
+    for setting, problem in [
+        ("max_round=5", "has no setting 'max_round'; its settings: max_rounds"),
+        ("max_rounds=50", "max_rounds must be at most 20"),
+        ("max_rounds=0", "max_rounds must be at least 1"),
+        ("max_rounds=three", "max_rounds takes a whole number, not 'three'"),
+    ]:
+        done = run_cli(cli_env, "agents", "set", "checker", setting)
+        assert done.returncode == 2, (setting, done.stderr)
+        assert problem in done.stderr and "Traceback" not in done.stderr
+    echo = run_cli(cli_env, "agents", "set", "echo", "max_rounds=5")
+    assert "its settings: none" in echo.stderr
+    try:
+        out = cli_ok(cli_env, "agents", "set", "checker", "max_rounds=5")
+        assert out == 'agent checker settings: {"max_rounds": 5}\n'
+        rows = {row["name"]: row for row in json.loads(cli_ok(cli_env, "agents", "--json"))}
+        assert rows["checker"]["settings"][0]["value"] == 5
+        assert rows["checker"]["settings"][0]["source"] == "registry (agents set)"
+    finally:
+        cli_ok(cli_env, "agents", "set", "checker", "max_rounds=3")

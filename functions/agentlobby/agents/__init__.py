@@ -5,6 +5,6 @@ Outgoing (what its handler returns) and AgentContext (what its handler may use).
 """
 
 from agentlobby.agents.context import AgentContext
-from agentlobby.agents.spec import AgentSpec, Handler, Outgoing
+from agentlobby.agents.spec import AgentSpec, Handler, Outgoing, Setting
 
-__all__ = ["AgentContext", "AgentSpec", "Handler", "Outgoing"]
+__all__ = ["AgentContext", "AgentSpec", "Handler", "Outgoing", "Setting"]

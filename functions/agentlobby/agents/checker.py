@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Literal
 
-from agentlobby.agents import AgentContext, AgentSpec, Outgoing
+from agentlobby.agents import AgentContext, AgentSpec, Outgoing, Setting
 from agentlobby.agents.coding import (
     Task,
     budget_left,
@@ -158,4 +158,15 @@ AGENT = AgentSpec(
     handle=handle,
     default_lobbies=("coding",),
     exclusive=True,
+    settings=(
+        Setting(
+            "max_rounds",
+            int,
+            default=3,
+            doc="coding rounds per task; a task's own max_rounds wins",
+            minimum=1,
+            maximum=20,
+            env="AGENTLOBBY_MAX_ROUNDS",
+        ),
+    ),
 )

@@ -7,7 +7,7 @@ The handler gets everything else through its AgentContext (agents/context.py).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from agentlobby.messages import Content, Envelope, Usage
@@ -15,6 +15,32 @@ from agentlobby.messages import Content, Envelope, Usage
 if TYPE_CHECKING:
     from agentlobby.agents.context import AgentContext
     from agentlobby.lifecycle import Status
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting an agent declares: `agentlobby agents set AGENT NAME=VALUE` is checked against
+    it, and `agentlobby agents` shows the value in force and where it comes from."""
+
+    name: str
+    kind: type[int] | type[float] | type[str] | type[bool]
+    default: int | float | str | bool
+    doc: str
+    minimum: float | None = None
+    maximum: float | None = None
+    env: str | None = None  # the variable that sets the default in the function's environment
+
+    def declared(self) -> dict[str, object]:
+        """As the registry keeps it (store.registry.DeclaredSetting)."""
+        return {
+            "name": self.name,
+            "kind": self.kind.__name__,
+            "default": self.default,
+            "doc": self.doc,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "env": self.env,
+        }
 
 
 @dataclass(frozen=True)
@@ -44,4 +70,4 @@ class AgentSpec:
     # Expensive or side-effecting handlers take a leased claim first, so a duplicate delivery
     # arriving meanwhile waits instead of repeating the work (a model call, running code).
     exclusive: bool = False
-    settings: dict[str, object] = field(default_factory=dict)
+    settings: tuple[Setting, ...] = ()

@@ -6,14 +6,61 @@ is written by one actor at a time (the CLI or the stack), so plain sets suffice.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from agentlobby.errors import UnknownAgent, UnknownLobby
+from agentlobby.errors import InvalidMessage, UnknownAgent, UnknownLobby
 from agentlobby.messages import AgentName, LobbyName, Wire, now
 from agentlobby.store.clients import firestore_client, translated
+
+SettingKind = Literal["int", "float", "str", "bool"]
+SettingValue = int | float | str | bool
+
+
+class DeclaredSetting(Wire):
+    """A setting the agent's module declares (agents.spec.Setting), as the registry keeps it:
+    what `agents set` checks a value against without importing the agent."""
+
+    name: str
+    kind: SettingKind
+    default: SettingValue
+    doc: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    env: str | None = None
+
+    def parse(self, raw: str) -> SettingValue:
+        """The value `raw` means for this setting; InvalidMessage says why it does not fit."""
+        parsers: dict[str, Callable[[str], SettingValue]] = {
+            "int": int,
+            "float": float,
+            "str": str,
+            "bool": _boolean,
+        }
+        try:
+            value = parsers[self.kind](raw)
+        except ValueError:
+            raise InvalidMessage(
+                f"{self.name} takes {'a whole number' if self.kind == 'int' else 'a ' + self.kind}"
+                f", not {raw!r}"
+            ) from None
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if self.minimum is not None and value < self.minimum:
+                raise InvalidMessage(f"{self.name} must be at least {self.minimum:g}, not {raw}")
+            if self.maximum is not None and value > self.maximum:
+                raise InvalidMessage(f"{self.name} must be at most {self.maximum:g}, not {raw}")
+        return value
+
+
+def _boolean(raw: str) -> bool:
+    if raw.lower() in ("true", "yes", "1", "on"):
+        return True
+    if raw.lower() in ("false", "no", "0", "off"):
+        return False
+    raise ValueError(raw)
 
 
 class AgentRecord(Wire):
@@ -24,6 +71,7 @@ class AgentRecord(Wire):
     endpoint: Annotated[str, Field(pattern=r"^https?://")]
     description: str = ""
     listens_to: tuple[str, ...] = ()
+    declared: tuple[DeclaredSetting, ...] = ()
     settings: dict[str, Any] = Field(default_factory=dict)
     push_auth_service_account: str | None = None
     registered_at: datetime
@@ -75,9 +123,15 @@ class Registry:
         docs = self._db.collection("agents").stream()
         return sorted((AgentRecord.model_validate(d.to_dict()) for d in docs), key=lambda a: a.name)
 
-    def set_setting(self, agent: str, key: str, value: Any) -> AgentRecord:
-        """Change one of an agent's settings; agents read them at their next message."""
+    def set_setting(self, agent: str, key: str, raw: str) -> AgentRecord:
+        """Change one of an agent's declared settings, checked against its declaration; agents
+        read it at their next message."""
         record = self.agent(agent)
+        declared = {setting.name: setting for setting in record.declared}
+        if key not in declared:
+            known = ", ".join(sorted(declared)) or "none (its module declares no settings)"
+            raise InvalidMessage(f"agent {agent!r} has no setting {key!r}; its settings: {known}")
+        value = declared[key].parse(raw)
         updated = record.model_copy(update={"settings": {**record.settings, key: value}})
         self.put_agent(updated)
         return updated
