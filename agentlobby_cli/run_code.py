@@ -67,11 +67,31 @@ def _parser() -> Parser:
     )
     parser.add_argument(
         "--isolation",
-        choices=["auto", "namespaces", "userns", "rlimits"],
+        choices=list(LEVELS),
         default="auto",
-        help="demand one isolation level instead of the strongest available (default auto)",
+        metavar="LEVEL",
+        help="demand one isolation level instead of the strongest available (default auto): "
+        "namespaces+uid, userns, uid+rlimits or rlimits-only, the names a result reports "
+        "and docs/sandbox.md uses; `namespaces` and `rlimits` are short for namespaces+uid "
+        "and for whichever rlimits level the user may have",
     )
     return parser
+
+
+TYPE_CHECKING = False  # importing typing would cost the command's start (see sandbox/runner.py)
+if TYPE_CHECKING:
+    from typing import Literal
+
+# The names results and docs/sandbox.md use, and the runner's level that demands each.
+LEVELS: dict[str, Literal["auto", "namespaces", "userns", "rlimits"]] = {
+    "auto": "auto",
+    "namespaces+uid": "namespaces",
+    "userns": "userns",
+    "uid+rlimits": "rlimits",
+    "rlimits-only": "rlimits",
+    "namespaces": "namespaces",
+    "rlimits": "rlimits",
+}
 
 
 def main(argv: list[str]) -> int:
@@ -89,7 +109,8 @@ def main(argv: list[str]) -> int:
     try:
         limits = SandboxLimits(timeout_s=args.timeout, memory_mb=args.memory_mb)
         # One run per process: a warm spare helper would only be started to be killed at exit.
-        result = run_python(source, limits=limits, isolation=args.isolation, warm=False)
+        level = LEVELS[args.isolation]
+        result = run_python(source, limits=limits, isolation=level, warm=False)
     except SandboxUnavailable as exc:  # a ConfigError too, but the machine's, not the user's
         print(f"agentlobby run-code: {exc}", file=sys.stderr)
         return 1
