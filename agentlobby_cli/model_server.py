@@ -7,9 +7,7 @@ as with the other subcommands. docs/model-server.md is the manual.
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 
 from agentlobby_cli.arguments import (
     EXIT_USAGE,
@@ -57,7 +55,11 @@ def main(argv: list[str]) -> int:
     import logging
 
     from agentlobby.errors import ConfigError
-    from local_emulator.model_server.server import ModelServer, load_script_file
+    from local_emulator.model_server.server import (
+        ModelServer,
+        load_script_file,
+        serve_until_stopped,
+    )
 
     parser = _parser()
     args = parser.parse_args(argv)
@@ -75,13 +77,4 @@ def main(argv: list[str]) -> int:
     except (ConfigError, OSError, OverflowError) as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-    print(f"model server listening on {server.url}", file=sys.stderr, flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stopped(server)

@@ -353,6 +353,20 @@ def _model(model_id: str) -> dict[str, Any]:
 # --- command line ------------------------------------------------------------------------------
 
 
+def serve_until_stopped(server: ModelServer) -> int:
+    """Serve in the foreground until SIGINT or SIGTERM, then stop the server."""
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+    print(f"model server listening on {server.url}", file=sys.stderr, flush=True)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """`agentlobby model-server --script F [--port P]`; serves until SIGINT/TERM."""
     parser = argparse.ArgumentParser(
@@ -380,16 +394,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"model-server: error: {exc}", file=sys.stderr)
         return 2
-    stop = threading.Event()
-    if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
-    print(f"model server listening on {server.url}", file=sys.stderr, flush=True)
-    try:
-        stop.wait()
-    finally:
-        server.stop()
-    return 0
+    return serve_until_stopped(server)
 
 
 if __name__ == "__main__":

@@ -82,12 +82,12 @@ def run_away(
 def test_agents_that_multiply_each_others_messages_are_stopped_with_a_reason(
     info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
 ) -> None:
-    agents = ["doubler", "doubler_twin"]
+    agents = ["fan", "fan_twin"]
     conversation_id, view = run_away(
         info, user, lobby_name, tmp_path, agents, AGENTLOBBY_MAX_MESSAGES="30"
     )
     assert "limit of 30 messages" in view["reason"]
-    assert "doubler (" in view["reason"] and "doubler_twin (" in view["reason"]
+    assert "fan (" in view["reason"] and "fan_twin (" in view["reason"]
     record = Conversations(info.project).get(conversation_id)
     # Replies under way when it stopped may land: at most one handler run per agent over.
     assert record.message_count <= 30 + 2 * 2
@@ -98,16 +98,11 @@ def test_agents_playing_ping_pong_stop_at_the_hop_limit_even_in_an_open_chat(
     info: StackInfo, user: JsonUser, lobby_name: str, tmp_path: Path
 ) -> None:
     """The conversation is a chat (open), which a dead letter alone would have left open."""
-    _, view = run_away(
-        info, user, lobby_name, tmp_path, ["ponger", "ponger_twin"], AGENTLOBBY_MAX_HOPS="6"
-    )
+    _, view = run_away(info, user, lobby_name, tmp_path, ["ping", "pong"], AGENTLOBBY_MAX_HOPS="6")
     assert "past the limit of 6 (AGENTLOBBY_MAX_HOPS)" in view["reason"]
-    assert "ponger" in view["reason"]
+    assert "ping" in view["reason"] and "pong" in view["reason"]
     assert max(m["hops"] for m in view["messages"]) == 6
-    # Each ponger answers the user's message, so two chains race to the limit: the first stops
-    # the conversation and the other is dead-lettered too unless it saw the end first.
-    stopped_by = [letter["agent"] for letter in view["dead_letters"]]
-    assert 1 <= len(stopped_by) <= 2 and set(stopped_by) <= {"ponger", "ponger_twin"}
+    assert [letter["agent"] for letter in view["dead_letters"]] in (["ping"], ["pong"])
 
 
 def test_a_model_that_keeps_failing_ends_the_task_naming_the_error_and_the_agent(

@@ -21,21 +21,22 @@ def echo_twin(event: CloudEvent) -> None:
     deliver(event, "tests.support.agents.echo_twin")
 
 
+# The loop agents of the stress runs, served here for the runaway tests.
 @functions_framework.cloud_event
-def doubler(event: CloudEvent) -> None:
-    deliver(event, "tests.support.agents.doubler")
-
-
-@functions_framework.cloud_event
-def doubler_twin(event: CloudEvent) -> None:
-    deliver(event, "tests.support.agents.doubler_twin")
+def fan(event: CloudEvent) -> None:
+    deliver(event, "stress.agents.fan")
 
 
 @functions_framework.cloud_event
-def ponger(event: CloudEvent) -> None:
-    deliver(event, "tests.support.agents.ponger")
+def fan_twin(event: CloudEvent) -> None:
+    deliver(event, "stress.agents.fan_twin")
 
 
 @functions_framework.cloud_event
-def ponger_twin(event: CloudEvent) -> None:
-    deliver(event, "tests.support.agents.ponger_twin")
+def ping(event: CloudEvent) -> None:
+    deliver(event, "stress.agents.ping")
+
+
+@functions_framework.cloud_event
+def pong(event: CloudEvent) -> None:
+    deliver(event, "stress.agents.pong")
