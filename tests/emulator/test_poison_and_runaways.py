@@ -22,7 +22,13 @@ from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
 from tests.support.coding import model_stats, play, requests_of
 from tests.support.envelopes import started_conversation
-from tests.support.lobbies import create_lobby_with, function_server, registered_agent, settings_for
+from tests.support.lobbies import (
+    STRESS_AGENTS_MAIN,
+    create_lobby_with,
+    function_server,
+    registered_agent,
+    settings_for,
+)
 from tests.support.user import JsonUser
 from tests.support.waiting import wait_for
 
@@ -68,7 +74,9 @@ def run_away(
     create_lobby_with(settings, lobby)
     with contextlib.ExitStack() as serving:
         for agent in agents:
-            url = serving.enter_context(function_server(agent, info, logs, **env))
+            url = serving.enter_context(
+                function_server(agent, info, logs, STRESS_AGENTS_MAIN, **env)
+            )
             serving.enter_context(registered_agent(settings, agent, url, lobby))
         posted = user.post(lobby, "start")
 

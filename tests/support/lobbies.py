@@ -25,6 +25,8 @@ from local_emulator.stack_state import StackInfo
 from tests.support.paths import REPO
 
 TEST_AGENTS_MAIN = Path(__file__).resolve().parent / "agents" / "main.py"
+# The loop agents of the stress runs (fan, fan_twin, ping, pong), served as they are there.
+STRESS_AGENTS_MAIN = Path(__file__).resolve().parents[2] / "stress" / "agents" / "main.py"
 SERVER_START_TIMEOUT_S = 30.0
 
 
@@ -57,13 +59,16 @@ def create_lobby_with(settings: Settings, lobby: str, *agents: str) -> None:
 
 
 @contextmanager
-def function_server(target: str, info: StackInfo, log_dir: Path, **extra_env: str) -> Iterator[str]:
-    """Serve one entry point of the test agents (agents/main.py here); yields its base URL."""
+def function_server(
+    target: str, info: StackInfo, log_dir: Path, source: Path | None = None, **extra_env: str
+) -> Iterator[str]:
+    """Serve one entry point of `source` (default: the test agents, agents/main.py here);
+    yields its base URL."""
     port = free_port()
     argv = [
         sys.executable, "-m", "functions_framework",
         "--target", target,
-        "--source", str(TEST_AGENTS_MAIN),
+        "--source", str(source or TEST_AGENTS_MAIN),
         "--host", "127.0.0.1",
         "--port", str(port),
     ]  # fmt: skip

@@ -19,24 +19,3 @@ def flaky(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def echo_twin(event: CloudEvent) -> None:
     deliver(event, "tests.support.agents.echo_twin")
-
-
-# The loop agents of the stress runs, served here for the runaway tests.
-@functions_framework.cloud_event
-def fan(event: CloudEvent) -> None:
-    deliver(event, "stress.agents.fan")
-
-
-@functions_framework.cloud_event
-def fan_twin(event: CloudEvent) -> None:
-    deliver(event, "stress.agents.fan_twin")
-
-
-@functions_framework.cloud_event
-def ping(event: CloudEvent) -> None:
-    deliver(event, "stress.agents.ping")
-
-
-@functions_framework.cloud_event
-def pong(event: CloudEvent) -> None:
-    deliver(event, "stress.agents.pong")
