@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from agentlobby.api.schema import ConversationView, Posted
+from agentlobby.api.traces import TraceView
 from agentlobby.errors import ApiError, BackendUnavailable
 
 M = TypeVar("M", bound=BaseModel)
@@ -82,6 +83,10 @@ class UserClient:
 
     def conversation(self, conversation_id: str) -> ConversationView:
         return self._read(ConversationView, self._call("GET", f"/conversations/{conversation_id}"))
+
+    def trace(self, conversation_id: str) -> TraceView:
+        path = f"/conversations/{conversation_id}/trace"
+        return self._read(TraceView, self._call("GET", path))
 
     def _read(self, model: type[M], answer: Any) -> M:
         try:

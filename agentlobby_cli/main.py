@@ -70,6 +70,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         model_script=args.model_script,
         real_model=args.real_model,
         offline=args.offline,
+        trace=not args.no_trace,
     )
 
 
@@ -267,6 +268,12 @@ def cmd_watch(args: argparse.Namespace) -> int:
     return follow_conversation(client, info.project, args.conversation_id, args.timeout)
 
 
+def cmd_trace(args: argparse.Namespace) -> int:
+    from agentlobby_cli.trace import show_trace
+
+    return show_trace(_user_client(_connect(args)), args.conversation_id, as_json=args.json)
+
+
 def cmd_chat(args: argparse.Namespace) -> int:
     from agentlobby_cli.chat import run_chat
 
@@ -339,6 +346,12 @@ def build_parser() -> Parser:
         "--json",
         action="store_true",
         help="print one JSON line with the stack's addresses once it answers",
+    )
+    up.add_argument(
+        "--no-trace",
+        action="store_true",
+        help="do not collect OpenTelemetry spans (by default the stack keeps them for "
+        "`agentlobby trace`, unless OTEL_TRACES_EXPORTER names your own exporter)",
     )
     model = up.add_mutually_exclusive_group()
     model.add_argument(
@@ -449,6 +462,20 @@ def build_parser() -> Parser:
         help="stop after this many seconds (default: when the conversation ends)",
     )
     watch.set_defaults(func=cmd_watch)
+
+    trace = sub.add_parser(
+        "trace",
+        parents=[client],
+        help="print a conversation's span tree: agent, duration, tokens, outcome",
+        description="Print the OpenTelemetry trace of one conversation as a tree: every "
+        "delivery to an agent, model call and sandbox run, with its duration, tokens and "
+        "outcome. The local stack collects spans unless started with --no-trace; deployed, "
+        "spans are in Cloud Trace (docs/observability.md).",
+        epilog=EXIT_CODES,
+    )
+    trace.add_argument("conversation_id", metavar="CONVERSATION_ID", type=check.conversation_id)
+    trace.add_argument("--json", action="store_true", help="print the spans as JSON")
+    trace.set_defaults(func=cmd_trace)
 
     chat = sub.add_parser(
         "chat", parents=[client], help="chat in a lobby: lines from stdin, lobby messages out"

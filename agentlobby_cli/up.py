@@ -117,6 +117,7 @@ def run_up(
     model_script: Path | None = None,
     real_model: bool = False,
     offline: bool = False,
+    trace: bool = True,
 ) -> int:
     def progress(message: str) -> None:
         print(f"agentlobby: {message}", file=sys.stderr, flush=True)
@@ -136,6 +137,9 @@ def run_up(
         model_script=script,
         record_model_to=model.record_to,
         progress=progress,
+        # Spans go to the stack's own collector (`agentlobby trace`), unless the user's
+        # environment names an exporter of its own, which every function then inherits.
+        trace=trace and not os.environ.get("OTEL_TRACES_EXPORTER"),
     )
     name = name or f"stack-{stack.ports['pubsub']}"
     others = running_stacks()

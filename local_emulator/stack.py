@@ -29,6 +29,7 @@ from agentlobby.store import lobbies, membership
 from agentlobby.store.registry import AgentRecord, DeclaredSetting, Registry
 from local_emulator import prereqs, processes
 from local_emulator.roster import agent_spec, discover_targets
+from local_emulator.span_collector import SpanCollector
 from local_emulator.stack_state import StackInfo
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ class Stack:
         extra_env: dict[str, str] | None = None,
         functions_dir: Path = FUNCTIONS_DIR,
         progress: Callable[[str], None] = lambda _msg: None,
+        trace: bool = False,
     ) -> None:
         self.project = project or f"agentlobby-local-{secrets.token_hex(3)}"
         self.api_token = api_token or secrets.token_urlsafe(24)
@@ -100,6 +102,9 @@ class Stack:
         self.ports = self._ports(port_base)
         self.children: list[processes.Child] = []
         self.model_server: ModelServer | None = None
+        # With `trace`, every function exports its spans to a collector of the stack's own.
+        self.trace = trace
+        self.span_collector: SpanCollector | None = None
         self.info: StackInfo | None = None
         self.restarts: dict[str, int] = {}
         self._stopping = threading.Event()
@@ -107,7 +112,7 @@ class Stack:
         self._saved_env: dict[str, str | None] = {}
 
     def _ports(self, base: int) -> dict[str, int]:
-        names = ["pubsub", "firestore", "model", *(t.name for t in self.targets)]
+        names = ["pubsub", "firestore", "model", "traces", *(t.name for t in self.targets)]
         if base == 0:
             return {name: free_port() for name in names}
         return {name: base + i for i, name in enumerate(names)}
@@ -163,6 +168,7 @@ class Stack:
             **os.environ,
             **hosts,
             **model_env,
+            **self._start_span_collector(),
             "AGENTLOBBY_PROJECT": self.project,
             "AGENTLOBBY_API_TOKEN": self.api_token,
             **self._sandbox_env(),
@@ -184,6 +190,7 @@ class Stack:
             model_base_url=model_env.get("OPENAI_BASE_URL"),
             pid=os.getpid(),
             log_dir=str(self.log_dir),
+            trace_url=self.span_collector.url if self.span_collector else None,
         )
         return self.info
 
@@ -307,6 +314,19 @@ class Stack:
         self.model_server = server
         return {"OPENAI_BASE_URL": server.url, "OPENAI_API_KEY": "offline-model-server"}
 
+    def _start_span_collector(self) -> dict[str, str]:
+        """The standard OpenTelemetry variables, pointing every function at our collector."""
+        if not self.trace:
+            return {}
+        self.span_collector = SpanCollector(self.ports["traces"], self.log_dir).start()
+        self.progress(f"collecting traces at {self.span_collector.url}")
+        return {
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": self.span_collector.url,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "AGENTLOBBY_TRACE_QUERY_URL": self.span_collector.url,
+        }
+
     def _start_functions(self, env: dict[str, str]) -> None:
         started = []
         for target in self.targets:
@@ -423,6 +443,9 @@ class Stack:
             if self.model_server is not None:
                 self.model_server.stop()
                 self.model_server = None
+            if self.span_collector is not None:
+                self.span_collector.stop()
+                self.span_collector = None
         finally:
             processes.stop(list(reversed(self.children)))
             self.children = []

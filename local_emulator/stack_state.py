@@ -61,6 +61,7 @@ class StackInfo:
     name: str | None = None
     started_at: float | None = None
     model: str | None = None  # what answers the agents, in words
+    trace_url: str | None = None  # the stack's span collector, when it runs with tracing
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -79,6 +79,9 @@ AgentName = Annotated[str, AfterValidator(check_agent_name)]
 SenderName = Annotated[str, AfterValidator(_check_sender)]
 Identifier = Annotated[str, AfterValidator(_check_id)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+# W3C Trace Context: version-traceid-parentid-flags, lower-case hex (tracing.py)
+TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
+Traceparent = Annotated[str, Field(pattern=TRACEPARENT_PATTERN)]
 
 
 class Wire(BaseModel):
@@ -219,6 +222,8 @@ class Envelope(Wire):
     hops: Annotated[int, Field(ge=0, le=MAX_HOPS)] = 0
     created_at: datetime
     usage: Usage | None = None
+    # The span that published it: its delivery is a child span in the conversation's trace.
+    traceparent: Traceparent | None = None
 
     @property
     def kind(self) -> str:
@@ -237,6 +242,7 @@ class Envelope(Wire):
             "sender": self.sender,
             "kind": self.kind,
             "hops": str(self.hops),
+            **({"traceparent": self.traceparent} if self.traceparent else {}),
         }
 
     def text(self) -> str | None:

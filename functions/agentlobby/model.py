@@ -19,6 +19,7 @@ from agentlobby.config import ModelSettings, Settings
 from agentlobby.errors import ModelOutputError, ModelRejected, ModelUnavailable
 from agentlobby.messages import Usage
 from agentlobby.store.slots import Slots
+from agentlobby.tracing import model_call_span, record_model_answer
 
 if TYPE_CHECKING:
     import openai
@@ -54,8 +55,10 @@ class ModelClient:
         model: ModelSettings,
         project: str,
         before_call: Callable[[], None] | None = None,
+        conversation_id: str | None = None,
     ) -> None:
         self.agent = agent
+        self.conversation_id = conversation_id
         self.settings = model
         self._project = project
         self._client: openai.OpenAI | None = None
@@ -64,9 +67,13 @@ class ModelClient:
 
     @classmethod
     def for_agent(
-        cls, agent: str, settings: Settings, before_call: Callable[[], None] | None = None
+        cls,
+        agent: str,
+        settings: Settings,
+        before_call: Callable[[], None] | None = None,
+        conversation_id: str | None = None,
     ) -> ModelClient:
-        return cls(agent, settings.model_for(agent), settings.project, before_call)
+        return cls(agent, settings.model_for(agent), settings.project, before_call, conversation_id)
 
     def _openai(self) -> openai.OpenAI:
         if self._client is None:
@@ -100,7 +107,10 @@ class ModelClient:
             self.settings.concurrency,
             lease_s=SLOT_LEASE_S,
         )
-        with slots.hold(SLOT_WAIT_S):
+        with (
+            slots.hold(SLOT_WAIT_S),
+            model_call_span(self.settings.model, self.agent, self.conversation_id) as span,
+        ):
             try:
                 response = client.chat.completions.create(
                     model=self.settings.model,
@@ -120,11 +130,12 @@ class ModelClient:
                 ) from exc
             except openai.APIError as exc:  # an answer the client could not read
                 raise ModelUnavailable(f"{self.agent}'s model answered badly: {exc}") from exc
-        text = (response.choices[0].message.content or "") if response.choices else ""
-        usage = Usage(
-            prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
-            completion_tokens=response.usage.completion_tokens if response.usage else 0,
-        )
+            text = (response.choices[0].message.content or "") if response.choices else ""
+            usage = Usage(
+                prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
+                completion_tokens=response.usage.completion_tokens if response.usage else 0,
+            )
+            record_model_answer(span, response.model, usage)
         return Completion(text=text, usage=usage)
 
     def complete_parsed(

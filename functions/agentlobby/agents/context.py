@@ -61,7 +61,9 @@ class AgentContext:
     def model(self) -> ModelClient:
         from agentlobby.model import ModelClient
 
-        return ModelClient.for_agent(self.agent, self.settings, self._count_model_call)
+        return ModelClient.for_agent(
+            self.agent, self.settings, self._count_model_call, self.conversation_id
+        )
 
     def _count_model_call(self) -> None:
         """Every model call counts against the conversation's limit (AGENTLOBBY_MAX_MODEL_CALLS):

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from agentlobby.api.openapi import document
 from agentlobby.api.schema import Posted, PostMessage
+from agentlobby.api.traces import conversation_trace
 from agentlobby.api.views import conversation_view
 from agentlobby.auth import bearer_token, tokens_match
 from agentlobby.config import Settings
@@ -58,12 +59,14 @@ from agentlobby.messages import (
 from agentlobby.store import lobbies
 from agentlobby.store.conversations import Conversations
 from agentlobby.store.registry import Registry
+from agentlobby.tracing import current_traceparent, flush, post_span, setup
 
 log = logging.getLogger(__name__)
 
 Response = tuple[dict[str, Any], int]
 _POST = re.compile(r"^/lobbies/([^/]+)/messages/?$")
 _GET = re.compile(r"^/conversations/([^/]+)/?$")
+_TRACE = re.compile(r"^/conversations/([^/]+)/trace/?$")
 _IDEMPOTENCY = uuid.UUID("1f0e7a52-3c0a-4c1e-8a5e-2b1d0c9f7a44")
 
 
@@ -72,6 +75,7 @@ def handle_request(
 ) -> Response:
     """Route one request; pure apart from Firestore and Pub/Sub, so tests can drive it."""
     configure(config.log_level)
+    setup(config, "user")
     if path.rstrip("/") == "/healthz":
         return {"status": "ok"}, 200
     if path.rstrip("/") == "/openapi.json":
@@ -82,10 +86,15 @@ def handle_request(
         return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
     try:
         if (match := _POST.match(path)) and method == "POST":
-            return _post(match.group(1), headers, body, config)
+            try:
+                return _post(match.group(1), headers, body, config)
+            finally:
+                flush()
         if (match := _GET.match(path)) and method == "GET":
             return _get(match.group(1), config)
-        if _POST.match(path) or _GET.match(path):
+        if (match := _TRACE.match(path)) and method == "GET":
+            return _trace(match.group(1), config)
+        if _POST.match(path) or _GET.match(path) or _TRACE.match(path):
             return {"error": f"method {method} not allowed on {path}"}, 405
         return {"error": f"no route {method} {path}: see docs/messages.md for the HTTP API"}, 404
     except (UnknownLobby, UnknownConversation) as exc:
@@ -200,6 +209,7 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
     )
     conversations = Conversations(config.project)
     status: Status = first_status(isinstance(content, TaskContent), takes_tasks)
+    existing = None
     if post.conversation_id is not None:
         existing = conversations.get(post.conversation_id)  # UnknownConversation: a 404
         if existing.lobby != lobby:
@@ -207,15 +217,20 @@ def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) ->
                 f"conversation {existing.id} is in lobby {existing.lobby!r}, not {lobby!r}: "
                 f"post to /lobbies/{existing.lobby}/messages"
             )
-        stored, _ = conversations.record(envelope)
-    else:  # a new conversation, or the retry of a post with an Idempotency-Key that opened one
-        stored = conversations.start(envelope, status)
-    if stored.content != envelope.content:
-        raise InvalidMessage(
-            f"Idempotency-Key {key!r} was already used for a different message in conversation "
-            f"{conversation_id}: a retry must send the same body; use a new key for a new message"
-        )
-    lobbies.publish(config.project, stored)
+    # A new conversation starts a trace; a later post joins the trace its first post started.
+    with post_span(lobby, envelope, existing.traceparent if existing else None):
+        envelope = envelope.model_copy(update={"traceparent": current_traceparent()})
+        if existing is not None:
+            stored, _ = conversations.record(envelope)
+        else:  # a new conversation, or the retry of a post with an Idempotency-Key that opened one
+            stored = conversations.start(envelope, status)
+        if stored.content != envelope.content:
+            raise InvalidMessage(
+                f"Idempotency-Key {key!r} was already used for a different message in "
+                f"conversation {conversation_id}: a retry must send the same body; use a new "
+                "key for a new message"
+            )
+        lobbies.publish(config.project, stored)
     return Posted(conversation_id=stored.conversation_id, message_id=stored.id).model_dump(), 202
 
 
@@ -260,6 +275,12 @@ def _get(conversation_id: str, config: Settings) -> Response:
         letters = _READS.submit(conversations.dead_letters, conversation_id)
     view = conversation_view(record, transcript.result(), letters.result())
     return view.model_dump(mode="json"), 200
+
+
+def _trace(conversation_id: str, config: Settings) -> Response:
+    if not MESSAGE_ID.fullmatch(conversation_id):
+        raise UnknownConversation(conversation_id)
+    return conversation_trace(conversation_id, config).model_dump(mode="json"), 200
 
 
 _READS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="reads")

@@ -25,6 +25,8 @@ import logging
 from collections import Counter
 from typing import Any
 
+from opentelemetry.trace import Span, get_current_span
+
 from agentlobby.agents import AgentContext, AgentSpec, Outgoing
 from agentlobby.config import Settings, settings
 from agentlobby.delivery.dead_letters import EXCERPT_CHARS, record_dead_letter
@@ -43,6 +45,7 @@ from agentlobby.messages import USER_SENDER, Envelope, after, check_size, reply_
 from agentlobby.store import lobbies
 from agentlobby.store.claims import Claim, Claims
 from agentlobby.store.conversations import Conversations, Reply
+from agentlobby.tracing import current_traceparent, delivery_span, flush, mark_failed, setup
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ def deliver(event: Any, agent_module: str) -> None:
     config = settings()
     configure(config.log_level)
     spec = load_agent(agent_module)
+    setup(config, spec.name)
     try:
         pushed = read_push(event.get("source"), str(event.get("id") or ""), event.data)
     except InvalidMessage as exc:
@@ -73,7 +77,10 @@ def deliver(event: Any, agent_module: str) -> None:
             config, spec.name, None, {}, str(exc), excerpt, str(event.get("id") or "")
         )
         return
-    deliver_pushed(spec, pushed, config)
+    try:
+        deliver_pushed(spec, pushed, config)
+    finally:
+        flush()
 
 
 def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> None:
@@ -89,9 +96,18 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
         return
     if message.kind not in spec.listens_to or message.sender == spec.name:
         return
+    with delivery_span(spec.name, message, pushed.pubsub_message_id) as span:
+        _claim_and_handle(spec, message, pushed, config, span)
+
+
+def _claim_and_handle(
+    spec: AgentSpec, message: Envelope, pushed: PushedMessage, config: Settings, span: Span
+) -> None:
     claims = Claims(config.project)
     if spec.exclusive:
         claim = claims.claim(spec.name, message.id, config.claim_lease_s)
+        if claim is not Claim.TAKEN:
+            span.set_attributes({"agentlobby.redelivery": True, "agentlobby.outcome": claim.value})
         if claim is Claim.DONE:
             return
         if claim is Claim.BUSY:
@@ -105,6 +121,7 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
             )
             return
     elif claims.is_done(spec.name, message.id):
+        span.set_attributes({"agentlobby.redelivery": True, "agentlobby.outcome": "done"})
         return
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
@@ -132,6 +149,7 @@ def _handle_or_give_up(
     except PermanentError as exc:
         fields = {"agent": spec.name, "conversation_id": message.conversation_id}
         log.warning("giving up on %s: %s", message.id, exc, extra=fields)
+        mark_failed("dead-lettered", str(exc))
         excerpt = pushed.data[:EXCERPT_CHARS].decode("utf-8", "replace")
         record_dead_letter(config, spec.name, message, pushed.attributes, str(exc), excerpt)
         lifecycle = Lifecycle(Conversations(config.project))
@@ -146,13 +164,18 @@ def _handle(spec: AgentSpec, message: Envelope, config: Settings) -> None:
     # Replies an earlier run stored decide this delivery: a handler that calls a model
     # answers differently each time, so it is not asked again and two runs never mix.
     stored, record = conversations.look_before_handling(message, spec.name)
-    if not stored:
+    span = get_current_span()
+    if stored:  # an earlier run stored its answer: republish it, do not work again
+        span.set_attributes({"agentlobby.redelivery": True, "agentlobby.outcome": "replayed"})
+    else:
         if record is not None and is_over(record.status):
+            span.set_attribute("agentlobby.outcome", "conversation over")
             return  # nothing more happens in a conversation that is over (lifecycle.py)
         replies = _replies(spec, message, config)
         if record is not None and record.message_count + len(replies) > config.max_messages:
             raise MessageLimitExceeded(_runaway(conversations, message, config.max_messages))
         stored = conversations.record_replies(message, replies)
+        span.set_attributes({"agentlobby.outcome": "handled", "agentlobby.replies": len(stored)})
     for reply in stored:
         lobbies.publish(config.project, reply.envelope)
         if reply.ends_conversation is not None:
@@ -204,5 +227,6 @@ def _envelope(agent: str, parent: Envelope, item: Outgoing, index: int) -> Envel
             hops=parent.hops + 1,
             created_at=after(parent.created_at),
             usage=item.usage,
+            traceparent=current_traceparent(),
         )
     )

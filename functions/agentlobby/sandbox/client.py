@@ -17,19 +17,27 @@ from agentlobby.config import Settings
 from agentlobby.errors import BackendUnavailable, InvalidMessage
 from agentlobby.sandbox.runner import ExecutionResult, SandboxLimits, run_python
 from agentlobby.sandbox.service import TOKEN_HEADER
+from agentlobby.tracing import record_sandbox_result, sandbox_span
 
 
 def run_code(source: str, settings: Settings) -> ExecutionResult:
-    """Run in the sandbox function when one is configured (the cloud), else in-process."""
-    if settings.sandbox_url:
-        answer = run_remote(
-            source, settings, settings.sandbox_timeout_s, settings.sandbox_memory_mb
+    """Run in the sandbox function when one is configured (the cloud), else in-process; a span
+    in the conversation's trace either way (the sandbox function itself has no egress)."""
+    with sandbox_span(remote=bool(settings.sandbox_url)) as span:
+        if settings.sandbox_url:
+            answer = run_remote(
+                source, settings, settings.sandbox_timeout_s, settings.sandbox_memory_mb
+            )
+            result = result_from_json(answer)
+        else:
+            limits = SandboxLimits(
+                timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb
+            )
+            result = run_python(source, limits=limits)
+        record_sandbox_result(
+            span, result.exit_code, result.duration_ms, result.isolation, result.timed_out
         )
-        return result_from_json(answer)
-    limits = SandboxLimits(
-        timeout_s=settings.sandbox_timeout_s, memory_mb=settings.sandbox_memory_mb
-    )
-    return run_python(source, limits=limits)
+        return result
 
 
 def run_remote(source: str, config: Settings, timeout_s: float, memory_mb: int) -> dict[str, Any]:

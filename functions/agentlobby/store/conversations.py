@@ -23,6 +23,7 @@ from agentlobby.messages import (
     Envelope,
     Identifier,
     LobbyName,
+    Traceparent,
     Wire,
     now,
     order_key,
@@ -50,6 +51,8 @@ class ConversationRecord(Wire):
     # The last write of a message or a status, while the sweeper may have work here: None
     # once the conversation is over, or swept with nothing pending, until the next message.
     active_at: datetime | None = None
+    # The span that opened it: later posts join its trace (tracing.py); None when tracing is off.
+    traceparent: Traceparent | None = None
 
 
 class DeadLetter(Wire):
@@ -128,6 +131,7 @@ class Conversations:
             updated_at=envelope.created_at,
             message_count=1,
             active_at=envelope.created_at,
+            traceparent=envelope.traceparent,
         )
         batch = self._db.batch()
         batch.create(self._doc(record.id), record.model_dump(mode="json"))
