@@ -37,6 +37,7 @@ def stack(stack_dir: Path) -> Iterator[Stack]:
         model_script=script,
         log_dir=stack_dir / "logs",
         extra_env={"AGENTLOBBY_STATE_DIR": str(stack_dir)},
+        trace=True,  # every test runs traced, as `agentlobby up` does by default
     )
     try:
         info = running.start()
