@@ -2,7 +2,11 @@
 # Deploy agentlobby to a Google Cloud project, or print what that would run (--dry-run).
 #
 #   infra/deploy.sh --project P --region R [--dry-run] [--allow-unauthenticated]
-#                   [--openai-secret NAME]
+#                   [--openai-secret NAME] [--trace]
+#
+# --trace sends every function's OpenTelemetry spans to Cloud Trace (OTEL_TRACES_EXPORTER=
+# gcp_trace, the Cloud Trace API, roles/cloudtrace.agent for each function's account but the
+# sandbox's, which has no roles and no route out). Without it tracing is off.
 #
 # Sets up, in order: APIs; Firestore (native) and its indexes; secrets; one service account per
 # role; lobby topics and the dead-letter topic; least-privilege grants; the sandbox network;
@@ -22,8 +26,9 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 USAGE="usage: infra/deploy.sh --project P --region R [--dry-run] [--allow-unauthenticated] \
-[--openai-secret NAME]"
+[--openai-secret NAME] [--trace]"
 ALLOW_UNAUTHENTICATED=0
+TRACE=0
 PUBSUB_AGENT=""
 FN_URL=()
 FN_DEPLOYED=()
@@ -32,6 +37,7 @@ parse_deploy_args() {
   while (($#)); do
     case $1 in
       --allow-unauthenticated) ALLOW_UNAUTHENTICATED=1 ;;
+      --trace) TRACE=1 ;;
       *) die "unknown argument '$1'. $USAGE" ;;
     esac
     shift
@@ -41,6 +47,9 @@ parse_deploy_args() {
 enable_apis() {
   # shellcheck disable=SC2086 # REQUIRED_APIS is a list of words
   run gcloud services enable $REQUIRED_APIS --project="$PROJECT"
+  if ((TRACE)); then
+    run gcloud services enable cloudtrace.googleapis.com --project="$PROJECT"
+  fi
 }
 
 pubsub_service_agent() {
@@ -185,6 +194,10 @@ grant_roles() {
     member="serviceAccount:$(account_email "$kind")"
     retry run gcloud projects add-iam-policy-binding "$PROJECT" --member="$member" \
       --role=roles/datastore.user --condition=None --format=none
+    if ((TRACE)); then
+      retry run gcloud projects add-iam-policy-binding "$PROJECT" --member="$member" \
+        --role=roles/cloudtrace.agent --condition=None --format=none
+    fi
     # The API posts to any lobby; the sweeper republishes stalled messages of any lobby.
     if [[ $kind == user || $kind == sweeper ]]; then
       lobbies=$(all_lobbies)
@@ -253,6 +266,9 @@ deploy_args() {
   for callee in $(calls_of "$i"); do
     env_vars="$env_vars,$(url_variable "$callee")=${FN_URL[$(index_of "$callee")]}"
   done
+  if ((TRACE)) && ! is_sandbox "$i"; then
+    env_vars="$env_vars,OTEL_TRACES_EXPORTER=gcp_trace"
+  fi
   if is_sandbox "$i"; then
     # Every revision starts locked: no roles, no secrets, gen2, all egress into the sandbox VPC.
     ARGS=(gcloud run deploy "$name" --region="$REGION" --project="$PROJECT" --source=functions

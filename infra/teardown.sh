@@ -129,14 +129,16 @@ has_project_binding() {
 }
 
 delete_accounts() {
-  local kind email
+  local kind email role
   for kind in user agent model-agent interpreter recorder sweeper; do
     email=$(account_email "$kind")
-    if has_project_binding "serviceAccount:$email" roles/datastore.user; then
-      run gcloud projects remove-iam-policy-binding "$PROJECT" \
-        --member="serviceAccount:$email" --role=roles/datastore.user --condition=None \
-        --format=none
-    fi
+    # roles/cloudtrace.agent comes with `deploy.sh --trace`.
+    for role in roles/datastore.user roles/cloudtrace.agent; do
+      if has_project_binding "serviceAccount:$email" "$role"; then
+        run gcloud projects remove-iam-policy-binding "$PROJECT" \
+          --member="serviceAccount:$email" --role="$role" --condition=None --format=none
+      fi
+    done
   done
   for kind in $ACCOUNT_KINDS; do
     email=$(account_email "$kind")

@@ -127,7 +127,10 @@ def printed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[str]]:
     """The dry-run output of every variant the tests look at."""
     variants = {
         "deploy": (DEPLOY, ()),
-        "deploy-public": (DEPLOY, ("--allow-unauthenticated", "--openai-secret", "my-openai")),
+        "deploy-public": (
+            DEPLOY,
+            ("--allow-unauthenticated", "--openai-secret", "my-openai", "--trace"),
+        ),
         "teardown": (TEARDOWN, ()),
         "teardown-all": (TEARDOWN, ("--delete-firestore", "--openai-secret=my-openai")),
     }
@@ -211,6 +214,26 @@ def test_user_function_is_private_unless_asked(printed: dict[str, list[str]]) ->
     assert "--no-allow-unauthenticated" in private and "--allow-unauthenticated" not in private
     assert "--allow-unauthenticated" in public
     assert _flag(private, "set-secrets") == "AGENTLOBBY_API_TOKEN=agentlobby-api-token:latest"
+
+
+def test_tracing_is_off_unless_asked_and_then_reaches_cloud_trace_from_all_but_the_sandbox(
+    printed: dict[str, list[str]],
+) -> None:
+    plain = _deploys(printed["deploy"]) | _run_deploys(printed["deploy"])
+    assert all("OTEL_TRACES_EXPORTER" not in _env_vars(w) for w in plain.values())
+    assert "cloudtrace" not in "\n".join(printed["deploy"])
+
+    traced = _deploys(printed["deploy-public"]) | _run_deploys(printed["deploy-public"])
+    for name, words in traced.items():
+        exporter = _env_vars(words).get("OTEL_TRACES_EXPORTER")
+        assert exporter == (None if name == "sandbox" else "gcp_trace"), name
+        account = _flag(words, "service-account")
+        grants = _grants(printed["deploy-public"], f"serviceAccount:{account}")
+        has_role = ("projects", PROJECT, "roles/cloudtrace.agent") in grants
+        assert has_role is (name != "sandbox"), (name, grants)
+    assert any(
+        "services enable cloudtrace.googleapis.com" in line for line in printed["deploy-public"]
+    )
 
 
 def test_openai_key_comes_only_from_secret_manager_and_only_to_model_agents(
@@ -489,7 +512,10 @@ def test_teardown_removes_the_scheduler_job_first_and_the_sweeper_accounts(
             if w[1:3] == ["projects", "remove-iam-policy-binding"]
             and _flag(w, "member") == f"serviceAccount:{SWEEPER_SA}"
         ]
-        assert [_flag(w, "role") for w in unbound] == ["roles/datastore.user"]
+        assert [_flag(w, "role") for w in unbound] == [
+            "roles/datastore.user",
+            "roles/cloudtrace.agent",
+        ]
 
 
 def test_teardown_removes_what_deploy_creates(printed: dict[str, list[str]]) -> None:
