@@ -1,0 +1,70 @@
+"""The local stack's span collector: what the official OTLP exporter sends comes back as a
+trace, and what is not a trace export is refused. It listens on loopback only."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+
+from local_emulator.span_collector import SpanCollector, read_spans
+from local_emulator.stack import free_port
+
+
+@pytest.fixture
+def collector(tmp_path: Path) -> Iterator[SpanCollector]:
+    running = SpanCollector(free_port(), tmp_path).start()
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_spans_exported_by_the_official_exporter_come_back_from_the_collector(
+    collector: SpanCollector,
+) -> None:
+    provider = TracerProvider()
+    exporter = OTLPSpanExporter(endpoint=collector.url + "/v1/traces")
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with (
+        tracer.start_as_current_span("parent", attributes={"gen_ai.agent.name": "coder"}) as p,
+        tracer.start_as_current_span("child", attributes={"n": 3, "ok": True}),
+    ):
+        pass
+    provider.shutdown()
+    trace_id = f"{p.get_span_context().trace_id:032x}"
+
+    with urllib.request.urlopen(f"{collector.url}/traces/{trace_id}", timeout=5) as answer:
+        spans = json.loads(answer.read())["spans"]
+    assert [s["name"] for s in spans] == ["parent", "child"]
+    parent, child = spans
+    assert parent["parent_id"] is None
+    assert child["parent_id"] == parent["span_id"]
+    assert child["attributes"] == {"n": 3, "ok": True}
+    assert parent["attributes"]["gen_ai.agent.name"] == "coder"
+    assert read_spans(collector.path, "f" * 32) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/v1/traces", b"\xff\xfe not protobuf \x00", 400),
+        ("/v1/logs", b"", 404),
+    ],
+)
+def test_the_collector_refuses_what_is_not_a_trace_export(
+    collector: SpanCollector, path: str, body: bytes, status: int
+) -> None:
+    request = urllib.request.Request(collector.url + path, data=body, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=5)
+    assert refused.value.code == status
+    assert collector.path.read_text() == ""
