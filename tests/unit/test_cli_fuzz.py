@@ -161,6 +161,7 @@ COMMANDS: dict[str, list[Line]] = {
         ["--stack", STACK, "send", LOBBY, TEXT],
     ],
     "watch": [["watch", CONVERSATION], ["watch", CONVERSATION, "--timeout", SECONDS]],
+    "trace": [["trace", CONVERSATION], ["trace", CONVERSATION, "--json"]],
     "chat": [["chat", LOBBY], ["chat", LOBBY, "--conversation", CONVERSATION]],
     "enter": [["enter", AGENT, LOBBY], ["enter", "--stack", STACK, AGENT, LOBBY]],
     "leave": [["leave", AGENT, LOBBY]],
