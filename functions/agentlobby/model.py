@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from agentlobby.config import ModelSettings, Settings
 from agentlobby.errors import ModelOutputError, ModelRejected, ModelUnavailable
 from agentlobby.messages import Usage
+from agentlobby.rate_limits import ModelLimiter, limiter_for
 from agentlobby.store.slots import Slots
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class ModelClient:
         model: ModelSettings,
         project: str,
         before_call: Callable[[], None] | None = None,
+        limiter: ModelLimiter | None = None,
     ) -> None:
         self.agent = agent
         self.settings = model
@@ -61,12 +63,17 @@ class ModelClient:
         self._client: openai.OpenAI | None = None
         # Runs before each request; raising stops the call (a conversation's call limit).
         self._before_call = before_call
+        self._limiter = limiter  # the model's shared rate limit (rate_limits.py), if any
+        self.spent: list[Usage] = []  # every call's usage so far, stored or not
 
     @classmethod
     def for_agent(
         cls, agent: str, settings: Settings, before_call: Callable[[], None] | None = None
     ) -> ModelClient:
-        return cls(agent, settings.model_for(agent), settings.project, before_call)
+        model = settings.model_for(agent)
+        return cls(
+            agent, model, settings.project, before_call, limiter_for(agent, model.model, settings)
+        )
 
     def _openai(self) -> openai.OpenAI:
         if self._client is None:
@@ -101,6 +108,8 @@ class ModelClient:
             lease_s=SLOT_LEASE_S,
         )
         with slots.hold(SLOT_WAIT_S):
+            if self._limiter is not None:
+                self._limiter.wait_turn()
             try:
                 response = client.chat.completions.create(
                     model=self.settings.model,
@@ -124,7 +133,11 @@ class ModelClient:
         usage = Usage(
             prompt_tokens=response.usage.prompt_tokens if response.usage else 0,
             completion_tokens=response.usage.completion_tokens if response.usage else 0,
+            model=self.settings.model,
         )
+        self.spent.append(usage)
+        if self._limiter is not None:
+            self._limiter.spend(usage.total_tokens)
         return Completion(text=text, usage=usage)
 
     def complete_parsed(
@@ -144,9 +157,7 @@ class ModelClient:
             completion_tokens += answer.usage.completion_tokens
             try:
                 value = parse(answer.text)
-                return Parsed(
-                    value, Usage(prompt_tokens=prompt, completion_tokens=completion_tokens)
-                )
+                return Parsed(value, self._usage(prompt, completion_tokens))
             except ValueError as exc:
                 problem = str(exc)
                 log.warning("%s answer %d unusable: %s", self.agent, attempt + 1, problem)
@@ -157,5 +168,8 @@ class ModelClient:
         error = ModelOutputError(
             f"{self.agent}'s model gave no usable answer in {attempts + 1} tries: {problem}"
         )
-        error.usage = Usage(prompt_tokens=prompt, completion_tokens=completion_tokens)
+        error.usage = self._usage(prompt, completion_tokens)
         raise error
+
+    def _usage(self, prompt: int, completion: int) -> Usage:
+        return Usage(prompt_tokens=prompt, completion_tokens=completion, model=self.settings.model)
