@@ -81,8 +81,8 @@ AgentName = Annotated[str, AfterValidator(check_agent_name)]
 SenderName = Annotated[str, AfterValidator(_check_sender)]
 Identifier = Annotated[str, AfterValidator(_check_id)]
 Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
-# Finite and positive: NaN and infinity are refused by the bounds (and by allow_inf_nan).
-CostBudget = Annotated[float, Field(gt=0, le=MAX_COST_BUDGET, allow_inf_nan=False)]
+# US dollars, finite and positive; strict: true or "0.5" is not a budget (1 is).
+CostBudget = Annotated[float, Field(gt=0, le=MAX_COST_BUDGET, allow_inf_nan=False, strict=True)]
 ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_NAME_CHARS)]
 
 
