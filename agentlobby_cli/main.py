@@ -131,6 +131,7 @@ def cmd_lobbies(args: argparse.Namespace) -> int:
 def cmd_agents(args: argparse.Namespace) -> int:
     from agentlobby.errors import InvalidMessage
     from agentlobby.messages import now
+    from agentlobby.store.rate_limits import RateWindows
     from agentlobby.store.registry import AgentRecord, DeclaredSetting, Registry
 
     if args.action == "set" and (not args.name or not args.setting):
@@ -174,6 +175,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
         )
         print(f"agent {args.name} registered at {args.endpoint}")
         return EXIT_OK
+    limits = RateWindows(settings.project).reported()
     lobbies: dict[str, list[str]] = {}
     for m in registry.memberships():
         lobbies.setdefault(m.agent, []).append(m.lobby)
@@ -184,7 +186,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             "lobbies": lobbies.get(a.name, []),
             "description": a.description,
             "listens_to": list(a.listens_to),
-            "settings": settings_in_force(a),
+            "settings": settings_in_force(a, limits),
         }
         for a in registry.agents()
     ]
@@ -196,12 +198,30 @@ def cmd_agents(args: argparse.Namespace) -> int:
             print(f"{row['name']:<14} {where:<20} {row['endpoint']}")
             for setting in row["settings"]:
                 print(f"  {setting['name']} = {setting['value']}  ({setting['source']})")
+        for posts in (r for r in limits if r.what == "posts"):
+            print(f"user posts: {_rate(posts.limits)} per token  ({_reported(posts)})")
     return EXIT_OK
 
 
-def settings_in_force(record: Any) -> list[dict[str, object]]:
+def _rate(limits: dict[str, Any]) -> str:
+    """`2 requests, 10000 tokens per 60s` from a reported limit."""
+    names = {
+        "requests_per_minute": "requests",
+        "tokens_per_minute": "tokens",
+        "posts_per_minute": "posts",
+    }
+    counts = [f"{limits[key]} {word}" for key, word in names.items() if key in limits]
+    return ", ".join(counts) + f" per {limits.get('window_s', 60):g}s"
+
+
+def _reported(limit: Any) -> str:
+    return f"as the functions reported it at {limit.reported_at[:19]}Z"
+
+
+def settings_in_force(record: Any, limits: Sequence[Any] = ()) -> list[dict[str, object]]:
     """Each declared setting of an agent: its value and where it comes from. A task's own field
-    (a coding task's max_rounds) still wins over what is shown here."""
+    (a coding task's max_rounds) still wins over what is shown here. Then the rate limit of
+    each model the agent called, as its functions reported it (store/rate_limits.py)."""
     shown: list[dict[str, object]] = []
     for setting in record.declared:
         if setting.name in record.settings:
@@ -212,6 +232,16 @@ def settings_in_force(record: Any) -> list[dict[str, object]]:
         else:
             value, source = setting.default, "default"
         shown.append({"name": setting.name, "value": value, "source": source, "doc": setting.doc})
+    for limit in limits:
+        if limit.what == "model" and record.name in limit.agents:
+            shown.append(
+                {
+                    "name": f"rate limit of {limit.name}",
+                    "value": _rate(limit.limits),
+                    "source": f"AGENTLOBBY_MODEL_RATE_LIMITS, {_reported(limit)}",
+                    "doc": "shared by every agent that calls this model; calls past it wait",
+                }
+            )
     return shown
 
 

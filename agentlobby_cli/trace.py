@@ -12,6 +12,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 
 from agentlobby.api.traces import SpanView, TraceView
+from agentlobby.cost import usd
 from agentlobby_cli.client import UserClient
 
 EXIT_OK = 0
@@ -63,7 +64,7 @@ def describe(span: SpanView) -> str:
         parts.append(f"{tokens_in or 0}+{tokens_out or 0} tokens")
     cost = attributes.get("agentlobby.cost_usd")
     if isinstance(cost, int | float):
-        parts.append(f"${cost:.6f}")
+        parts.append(usd(cost))
     if "agentlobby.sandbox.exit_code" in attributes:
         parts.append(sandbox_outcome(attributes))
     outcome = attributes.get("agentlobby.outcome")

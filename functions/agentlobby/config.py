@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
+from agentlobby.cost import PriceTable, load_prices
 from agentlobby.errors import ConfigError
+from agentlobby.rate_limits import ModelRateLimit, parse_model_rate_limits
 
 DEFAULT_PROJECT = "agentlobby-local"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -48,6 +50,12 @@ class Settings:
     max_model_calls: int
     max_rounds: int
     token_budget: int
+    cost_budget: float | None
+    prices: PriceTable
+    model_rate_limits: Mapping[str, ModelRateLimit]
+    rate_window_s: float
+    rate_limit_wait_s: float
+    post_rate_limit: int | None
     claim_lease_s: float
     stall_s: float
     max_redrives: int
@@ -62,6 +70,10 @@ class Settings:
     sandbox_token: str | None
     log_level: str
     env: Mapping[str, str]
+
+    def rate_limit_for(self, model: str) -> ModelRateLimit | None:
+        """The model's limit from AGENTLOBBY_MODEL_RATE_LIMITS, else its "*" entry, else None."""
+        return self.model_rate_limits.get(model) or self.model_rate_limits.get("*")
 
     def model_for(self, agent: str) -> ModelSettings:
         """Per-agent model settings: AGENTLOBBY_<AGENT>_* wins over the shared ones."""
@@ -93,8 +105,25 @@ def _number(env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:
             f"{name}={raw!r} is not a {kind.__name__}; set it to a number or unset it "
             f"(default {default})"
         ) from None
-    if value <= 0:
-        raise ConfigError(f"{name}={raw!r} must be positive (default {default})")
+    if not value > 0 or value == float("inf"):  # NaN fails `> 0`
+        raise ConfigError(f"{name}={raw!r} must be positive and finite (default {default})")
+    return value
+
+
+def _optional(env: Mapping[str, str], name: str, kind: type[T]) -> T | None:
+    """A positive number, or None when unset (no limit, no budget)."""
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{name}={raw!r} is not a {kind.__name__}; set it to a number or unset it "
+            "(unset: no limit)"
+        ) from None
+    if not value > 0 or value == float("inf"):  # NaN fails `> 0`
+        raise ConfigError(f"{name}={raw!r} must be a positive finite number, or unset")
     return value
 
 
@@ -118,6 +147,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         max_model_calls=_number(env, "AGENTLOBBY_MAX_MODEL_CALLS", 200, int),
         max_rounds=_number(env, "AGENTLOBBY_MAX_ROUNDS", 3, int),
         token_budget=_number(env, "AGENTLOBBY_TOKEN_BUDGET", 200_000, int),
+        cost_budget=_optional(env, "AGENTLOBBY_COST_BUDGET", float),
+        prices=load_prices(env),
+        model_rate_limits=parse_model_rate_limits(env.get("AGENTLOBBY_MODEL_RATE_LIMITS")),
+        # "Per minute" means per window of this many seconds; tests and demos shorten it.
+        rate_window_s=_number(env, "AGENTLOBBY_RATE_WINDOW_S", 60.0, float),
+        rate_limit_wait_s=_number(env, "AGENTLOBBY_RATE_LIMIT_WAIT_S", 120.0, float),
+        post_rate_limit=_optional(env, "AGENTLOBBY_POST_RATE_LIMIT", int),
         # Renewed while the handler runs: a dead holder's claim lapses within this.
         claim_lease_s=_number(env, "AGENTLOBBY_CLAIM_LEASE_S", 30.0, float),
         # The sweeper redrives a step that stayed pending this long (delivery/sweeper.py).

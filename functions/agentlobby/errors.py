@@ -10,7 +10,8 @@
     │   ├── RunawayConversation     agents kept answering each other: the conversation is stopped
     │   │   ├── HopLimitExceeded    a message chain grew past the hop limit (depth, ping-pong)
     │   │   ├── MessageLimitExceeded  a conversation grew past its message limit (breadth)
-    │   │   └── ModelCallLimitExceeded  a conversation asked its model too many times
+    │   │   ├── ModelCallLimitExceeded  a conversation asked its model too many times
+    │   │   └── CostBudgetSpent     a model call would go past the conversation's cost budget
     │   ├── ApiError                the user API refused a request (the CLI's HTTP client)
     │   ├── ModelOutputError        the model kept answering without what was asked for
     │   └── ModelRejected           the model API refused the request (4xx other than 429)
@@ -31,6 +32,7 @@ __all__ = [
     "ApiError",
     "BackendUnavailable",
     "ConfigError",
+    "CostBudgetSpent",
     "HopLimitExceeded",
     "InvalidMessage",
     "MessageLimitExceeded",
@@ -111,6 +113,11 @@ class MessageLimitExceeded(RunawayConversation):
 
 class ModelCallLimitExceeded(RunawayConversation):
     """A conversation would make more model calls than its limit allows."""
+
+
+class CostBudgetSpent(RunawayConversation):
+    """The conversation spent its cost budget: the next model call is not made, and the
+    conversation is stopped like a runaway (failed, open or running), the reason first."""
 
 
 class ModelOutputError(PermanentError):

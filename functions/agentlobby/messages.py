@@ -30,6 +30,8 @@ SCHEMA_VERSION: Literal[1] = 1
 MAX_ENVELOPE_BYTES = 900_000
 MAX_TEXT_CHARS = 200_000
 MAX_TOKEN_BUDGET = 100_000_000  # a budget beyond this is no budget; Firestore holds int64
+MAX_COST_BUDGET = 1_000_000.0  # US dollars; a budget beyond this is no budget
+MAX_MODEL_NAME_CHARS = 200
 MAX_HOPS = 10_000
 MAX_ROUND = 1_000
 MAX_COUNT = 10**15  # any count stored (tokens, milliseconds): well inside Firestore's int64
@@ -82,6 +84,9 @@ Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
 # W3C Trace Context: version-traceid-parentid-flags, lower-case hex (tracing.py)
 TRACEPARENT_PATTERN = r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"
 Traceparent = Annotated[str, Field(pattern=TRACEPARENT_PATTERN)]
+# US dollars, finite and positive; strict: true or "0.5" is not a budget (1 is).
+CostBudget = Annotated[float, Field(gt=0, le=MAX_COST_BUDGET, allow_inf_nan=False, strict=True)]
+ModelName = Annotated[str, Field(min_length=1, max_length=MAX_MODEL_NAME_CHARS)]
 
 
 class Wire(BaseModel):
@@ -131,6 +136,7 @@ class TaskContent(Wire):
     image: TaskImage | None = None
     max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
     token_budget: Annotated[int, Field(ge=1, le=MAX_TOKEN_BUDGET)] | None = None
+    cost_budget: CostBudget | None = None  # US dollars (cost.py prices the model use)
 
 
 class SpecContent(Wire):
@@ -199,10 +205,13 @@ KINDS: tuple[str, ...] = (
 
 
 class Usage(Wire):
-    """Model tokens spent to produce one message."""
+    """Model tokens spent to produce one message, and the model that spent them (the name the
+    agent asked for), so its cost can be priced on read (cost.py). None: not recorded (a
+    message stored before models were recorded, or an agent that did not say)."""
 
     prompt_tokens: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
     completion_tokens: Annotated[int, Field(ge=0, le=MAX_COUNT)] = 0
+    model: ModelName | None = None
 
     @property
     def total_tokens(self) -> int:

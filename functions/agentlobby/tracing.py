@@ -190,7 +190,9 @@ def model_call_span(model: str, agent: str, conversation_id: str | None) -> Iter
         yield span
 
 
-def record_model_answer(span: trace.Span, response_model: str | None, usage: Usage) -> None:
+def record_model_answer(
+    span: trace.Span, response_model: str | None, usage: Usage, cost_usd: float | None
+) -> None:
     if not span.is_recording():
         return
     span.set_attributes(
@@ -200,6 +202,8 @@ def record_model_answer(span: trace.Span, response_model: str | None, usage: Usa
             "gen_ai.usage.output_tokens": usage.completion_tokens,
         }
     )
+    if cost_usd is not None:  # by the price table (cost.py); not a GenAI convention
+        span.set_attribute("agentlobby.cost_usd", cost_usd)
 
 
 @contextlib.contextmanager

@@ -12,6 +12,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from agentlobby.config import DEFAULT_MODEL
 from agentlobby.lifecycle import TERMINAL
 from local_emulator.model_server.script import Script
 from local_emulator.stack import Stack
@@ -140,8 +141,9 @@ def of_kind(view: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     return [m for m in view["messages"] if m["kind"] == kind]
 
 
-def usage(prompt: int, completion: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt, "completion_tokens": completion}
+def usage(prompt: int, completion: int, model: str = DEFAULT_MODEL) -> dict[str, int | str]:
+    """A message's usage as the view shows it: the stack's agents ask for the default model."""
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "model": model}
 
 
 def assert_usage_adds_up(view: dict[str, Any]) -> None:

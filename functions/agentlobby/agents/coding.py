@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass
 
 from agentlobby.agents import AgentContext, Outgoing
+from agentlobby.cost import cost_of, usd
 from agentlobby.errors import InvalidMessage
 from agentlobby.messages import (
     USER_SENDER,
@@ -43,6 +44,7 @@ class Task:
     image: TaskImage | None
     max_rounds: int | None
     token_budget: int | None
+    cost_budget: float | None = None
 
 
 def task_of(transcript: list[Envelope]) -> Task:
@@ -52,7 +54,12 @@ def task_of(transcript: list[Envelope]) -> Task:
         content = message.content
         if isinstance(content, TaskContent):
             return Task(
-                content.text, content.tests, content.image, content.max_rounds, content.token_budget
+                content.text,
+                content.tests,
+                content.image,
+                content.max_rounds,
+                content.token_budget,
+                content.cost_budget,
             )
         text = message.text()
         if text:
@@ -73,11 +80,16 @@ def max_rounds(task: Task, ctx: AgentContext) -> int:
 
 
 def budget_left(task: Task, transcript: list[Envelope], ctx: AgentContext) -> str | None:
-    """None while tokens remain; otherwise the reason the conversation must stop."""
+    """None while tokens and money remain; otherwise the reason the conversation must stop."""
     budget = task.token_budget or ctx.settings.token_budget
     used = total_usage(transcript).total_tokens
     if used >= budget:
         return f"token budget spent: {used} tokens used of {budget}"
+    cost_budget = task.cost_budget or ctx.settings.cost_budget
+    if cost_budget is not None:
+        spent = cost_of(transcript, ctx.settings.prices).total_usd
+        if spent >= cost_budget:
+            return f"cost budget spent: {usd(spent)} used of {usd(cost_budget)}"
     return None
 
 

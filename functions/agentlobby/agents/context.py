@@ -10,8 +10,8 @@ import functools
 from typing import TYPE_CHECKING
 
 from agentlobby.config import Settings
-from agentlobby.errors import ModelCallLimitExceeded, UnknownAgent
-from agentlobby.messages import Envelope
+from agentlobby.errors import CostBudgetSpent, ModelCallLimitExceeded, UnknownAgent
+from agentlobby.messages import USER_SENDER, Envelope, TaskContent
 
 if TYPE_CHECKING:
     from agentlobby.lifecycle import Lifecycle
@@ -76,6 +76,33 @@ class AgentContext:
             raise ModelCallLimitExceeded(
                 f"conversation stopped at its limit of {limit} model calls "
                 f"(AGENTLOBBY_MAX_MODEL_CALLS): {self.agent} asked for call {calls}"
+            )
+        self._check_cost_budget(self.conversation_id)
+
+    def _check_cost_budget(self, conversation_id: str) -> None:
+        """No model call once the conversation's cost budget is spent (the task's
+        `cost_budget`, else AGENTLOBBY_COST_BUDGET): what is stored plus what this delivery's
+        calls spent so far (corrective retries), priced with the settings' price table."""
+        from agentlobby.cost import cost_of, spent_usd, usd
+
+        transcript = self.transcript(conversation_id)
+        task = next(
+            (
+                m.content
+                for m in transcript
+                if m.sender == USER_SENDER and isinstance(m.content, TaskContent)
+            ),
+            None,
+        )
+        budget = (task.cost_budget if task else None) or self.settings.cost_budget
+        if budget is None:
+            return
+        prices = self.settings.prices
+        spent = cost_of(transcript, prices).total_usd + spent_usd(self.model.spent, prices)
+        if spent >= budget:
+            raise CostBudgetSpent(
+                f"cost budget spent: {usd(spent)} used of {usd(budget)}; "
+                f"{self.agent}'s next model call was not made"
             )
 
     def run_code(self, source: str) -> ExecutionResult:

@@ -1,7 +1,8 @@
 """What the HTTP functions need from Flask: a request in, JSON out, and Flask's own errors too.
 
 Each HTTP entry point of main.py hands its request to a handler `(method, path, headers, body,
-settings) -> (body, status)` through respond(). functions-framework answers some requests
+settings) -> (body, status)`, or `(body, status, headers)` for extra headers, through
+respond(). functions-framework answers some requests
 itself (a 404 for /robots.txt and /favicon.ico, a 405 for a method an event function does not
 take) with HTML; json_errors() makes those JSON like every other answer.
 """
@@ -16,13 +17,15 @@ import werkzeug.exceptions
 
 from agentlobby.config import Settings, settings
 
-Handler = Callable[[str, str, dict[str, str], bytes, Settings], tuple[dict[str, Any], int]]
+Answer = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]
+Handler = Callable[[str, str, dict[str, str], bytes, Settings], Answer]
 
 
 def respond(handler: Handler, request: flask.Request) -> flask.Response:
     headers = {key.lower(): value for key, value in request.headers.items()}
-    body, status = handler(request.method, request.path, headers, request.get_data(), settings())
-    return flask.make_response(flask.jsonify(body), status)
+    answer = handler(request.method, request.path, headers, request.get_data(), settings())
+    extra = answer[2] if len(answer) == 3 else {}  # a 429's Retry-After, say
+    return flask.make_response(flask.jsonify(answer[0]), answer[1], extra)
 
 
 def json_errors() -> None:

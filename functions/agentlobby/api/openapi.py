@@ -171,6 +171,19 @@ def _paths() -> dict[str, Any]:
                             503: _UNAVAILABLE,
                         }
                     ),
+                    "429": {
+                        **_answer(
+                            "too many posts with this token in the current minute "
+                            "(AGENTLOBBY_POST_RATE_LIMIT): retry after Retry-After seconds",
+                            ErrorBody,
+                        ),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "whole seconds until the next minute's window",
+                                "schema": {"type": "integer", "minimum": 1},
+                            }
+                        },
+                    },
                 },
             }
         },
@@ -241,6 +254,7 @@ def _post_examples() -> dict[str, Any]:
                 "tests": "from solution import add\nassert add(2, 3) == 5",
                 "max_rounds": 3,
                 "token_budget": 20000,
+                "cost_budget": 0.05,
             },
         },
     }

@@ -6,7 +6,9 @@
     GET  /healthz                     -> 200 (no token needed)
     GET  /openapi.json                -> 200 this API as an OpenAPI 3.1 document (no token needed)
 
-Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. Bodies are
+Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. With
+`AGENTLOBBY_POST_RATE_LIMIT` set, a token's posts past it in a minute answer 429 with
+`Retry-After` (rate_limits.py); reads are not limited. Bodies are
 validated before anything is written; errors answer 4xx with {"error": "..."} saying what to
 fix. A post is stored in the transcript before it is published, so the transcript never
 misses a message that agents saw. An `Idempotency-Key` header makes a retried post a no-op.
@@ -63,7 +65,7 @@ from agentlobby.tracing import current_traceparent, flush, post_span, setup
 
 log = logging.getLogger(__name__)
 
-Response = tuple[dict[str, Any], int]
+Response = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]
 _POST = re.compile(r"^/lobbies/([^/]+)/messages/?$")
 _GET = re.compile(r"^/conversations/([^/]+)/?$")
 _TRACE = re.compile(r"^/conversations/([^/]+)/trace/?$")
@@ -86,6 +88,8 @@ def handle_request(
         return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
     try:
         if (match := _POST.match(path)) and method == "POST":
+            if limited := _post_limited(headers, config):
+                return limited
             try:
                 return _post(match.group(1), headers, body, config)
             finally:
@@ -108,6 +112,26 @@ def handle_request(
         return {"error": f"temporarily unavailable, retry: {exc}"}, 503
     except AgentlobbyError as exc:
         return {"error": str(exc)}, 400
+
+
+def _post_limited(headers: dict[str, str], config: Settings) -> Response | None:
+    """A 429 with Retry-After once the token's posts in this window pass the limit."""
+    if config.post_rate_limit is None:
+        return None
+    from agentlobby.rate_limits import post_retry_after
+    from agentlobby.store.rate_limits import RateWindows
+
+    token = bearer_token(headers.get("authorization", "")) or ""
+    wait = post_retry_after(
+        RateWindows(config.project), token, config.post_rate_limit, config.rate_window_s
+    )
+    if wait is None:
+        return None
+    error = (
+        f"too many posts: this token may post {config.post_rate_limit} messages per "
+        f"{config.rate_window_s:g}s (AGENTLOBBY_POST_RATE_LIMIT); retry in {wait}s"
+    )
+    return {"error": error}, 429, {"Retry-After": str(wait)}
 
 
 def _authorized(headers: dict[str, str], config: Settings) -> bool:
@@ -166,7 +190,7 @@ def _content(
     post: PostMessage, image: TaskImage | None, lobby_takes_tasks: bool
 ) -> TextContent | TaskContent:
     """A task where a member works on tasks (the coding lobby) or task fields are given."""
-    task_fields = (post.tests, post.image, post.max_rounds, post.token_budget)
+    task_fields = (post.tests, post.image, post.max_rounds, post.token_budget, post.cost_budget)
     if not lobby_takes_tasks and all(value is None for value in task_fields):
         return TextContent(text=post.text)
     return TaskContent(
@@ -175,6 +199,7 @@ def _content(
         image=image,
         max_rounds=post.max_rounds,
         token_budget=post.token_budget,
+        cost_budget=post.cost_budget,
     )
 
 
@@ -273,7 +298,7 @@ def _get(conversation_id: str, config: Settings) -> Response:
         # issued together may see the end and miss what led to it: read them again, after it.
         transcript = _READS.submit(conversations.transcript, conversation_id)
         letters = _READS.submit(conversations.dead_letters, conversation_id)
-    view = conversation_view(record, transcript.result(), letters.result())
+    view = conversation_view(record, transcript.result(), letters.result(), config.prices)
     return view.model_dump(mode="json"), 200
 
 

@@ -10,11 +10,13 @@ from typing import Annotated
 
 from pydantic import Field
 
+from agentlobby.cost import CostView
 from agentlobby.lifecycle import Status
 from agentlobby.messages import (
     MAX_TEXT_CHARS,
     MAX_TOKEN_BUDGET,
     Content,
+    CostBudget,
     Identifier,
     LobbyName,
     SenderName,
@@ -25,6 +27,7 @@ from agentlobby.store.conversations import DeadLetter
 
 __all__ = [
     "ConversationView",
+    "CostView",
     "DeadLetter",
     "ErrorBody",
     "ImageInput",
@@ -49,6 +52,7 @@ class PostMessage(Wire):
     image: ImageInput | None = None
     max_rounds: Annotated[int, Field(ge=1, le=20)] | None = None
     token_budget: Annotated[int, Field(ge=1, le=MAX_TOKEN_BUDGET)] | None = None
+    cost_budget: CostBudget | None = None  # US dollars
 
 
 class Posted(Wire):
@@ -89,6 +93,8 @@ class ConversationView(Wire):
     rounds: int
     final_code: str | None
     usage: UsageView
+    # What the model use cost, priced by the user function's price table (cost.py).
+    cost: CostView = CostView(total_usd=0.0, by_agent={})
     messages: list[MessageView]
     dead_letters: list[DeadLetter]
 

@@ -1,12 +1,13 @@
 """How conversations look to users: stored records turned into the API's answer models.
 
-Derived values (rounds, final code, token use) are computed from the transcript on read,
-never stored twice.
+Derived values (rounds, final code, token use, cost) are computed from the transcript on
+read, never stored twice; cost uses the price table of the function that reads (cost.py).
 """
 
 from __future__ import annotations
 
 from agentlobby.api.schema import ConversationView, MessageView, UsageView
+from agentlobby.cost import PriceTable, cost_of
 from agentlobby.messages import CodeContent, Envelope, total_usage
 from agentlobby.store.conversations import ConversationRecord, DeadLetter
 
@@ -27,7 +28,10 @@ def message_view(message: Envelope) -> MessageView:
 
 
 def conversation_view(
-    record: ConversationRecord, transcript: list[Envelope], letters: list[DeadLetter]
+    record: ConversationRecord,
+    transcript: list[Envelope],
+    letters: list[DeadLetter],
+    prices: PriceTable,
 ) -> ConversationView:
     codes = [m.content for m in transcript if isinstance(m.content, CodeContent)]
     usage = total_usage(transcript)
@@ -43,6 +47,7 @@ def conversation_view(
             completion_tokens=usage.completion_tokens,
             total_tokens=usage.total_tokens,
         ),
+        cost=cost_of(transcript, prices),
         messages=[message_view(m) for m in transcript],
         dead_letters=letters,
     )
