@@ -38,7 +38,7 @@ from agentlobby.errors import (
     UnknownAgent,
 )
 from agentlobby.lifecycle import Lifecycle, is_over
-from agentlobby.logs import configure
+from agentlobby.logs import LogContext, configure, log_context
 from agentlobby.messages import USER_SENDER, Envelope, after, check_size, reply_id
 from agentlobby.store import lobbies
 from agentlobby.store.claims import Claim, Claims
@@ -87,6 +87,20 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
             config, spec.name, None, where, str(exc), excerpt, pushed.pubsub_message_id
         )
         return
+    # Every line logged during this delivery says which one it was (logs.py).
+    with log_context(
+        conversation_id=message.conversation_id,
+        agent=spec.name,
+        lobby=message.lobby,
+        message_id=message.id,
+        kind=message.kind,
+    ) as logged:
+        _deliver_message(spec, message, pushed, config, logged)
+
+
+def _deliver_message(
+    spec: AgentSpec, message: Envelope, pushed: PushedMessage, config: Settings, logged: LogContext
+) -> None:
     if message.kind not in spec.listens_to or message.sender == spec.name:
         return
     claims = Claims(config.project)
@@ -104,8 +118,9 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
                 extra={"agent": spec.name, "conversation_id": message.conversation_id},
             )
             return
-    elif claims.is_done(spec.name, message.id):
+    elif not claims.start(spec.name, message.id):
         return
+    logged.add(delivery_attempt=claims.attempt)
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
     renewing = (
