@@ -161,6 +161,10 @@ COMMANDS: dict[str, list[Line]] = {
         ["--stack", STACK, "send", LOBBY, TEXT],
     ],
     "watch": [["watch", CONVERSATION], ["watch", CONVERSATION, "--timeout", SECONDS]],
+    "logs": [
+        ["logs", CONVERSATION, "--follow"],
+        ["logs", "--stack", STACK, CONVERSATION, "--json"],
+    ],
     "chat": [["chat", LOBBY], ["chat", LOBBY, "--conversation", CONVERSATION]],
     "enter": [["enter", AGENT, LOBBY], ["enter", "--stack", STACK, AGENT, LOBBY]],
     "leave": [["leave", AGENT, LOBBY]],
