@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from agentlobby.api.schema import ConversationView, MessageView
@@ -139,14 +140,10 @@ def test_cost_is_shown_when_the_view_has_it() -> None:
     )
     assert cost_of(view) is None
 
-    class WithCost:
-        cost = {"total_usd": 0.5, "by_agent": {"coder": 0.5}}
-
-    class Odd:
-        cost = {"total_usd": "lots"}
-
-    assert cost_of(WithCost()) == 0.5
-    assert cost_of(Odd()) is None
+    with_cost = SimpleNamespace(cost={"total_usd": 0.5, "by_agent": {"coder": 0.5}})
+    assert cost_of(with_cost) == 0.5
+    assert cost_of(SimpleNamespace(cost={"total_usd": "lots"})) is None
+    assert cost_of(SimpleNamespace(cost=SimpleNamespace(total_usd=2))) == 2.0
 
 
 def test_plain_output_has_no_escape_codes_and_one_line_per_step() -> None:
