@@ -12,21 +12,28 @@ stop depends on the conversation's status:
   that an agent takes up as a task moves the conversation to `running`.
 
 Messages go to stdout, one line (or a few) each, and a task's final code after them; what
-happened in the end goes to stderr as one line.
+happened in the end goes to stderr as one line. `watch` adds a status line (`Watch`): who is
+working, the round, elapsed time, tokens, cost and the latest run (progress.py), redrawn in
+place on a terminal and printed as plain `-- ` lines elsewhere (live_status.py).
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from agentlobby.agents.coding import CHECKER_AGENT
 from agentlobby.api.schema import ConversationView, MessageView
 from agentlobby.api.views import message_view
 from agentlobby.lifecycle import is_over
 from agentlobby.messages import USER_SENDER
 from agentlobby.store.tail import LobbyTail
 from agentlobby_cli.client import UserClient
+from agentlobby_cli.live_status import LiveStatus
+from agentlobby_cli.progress import Progress, cost_of, progress_of
 from agentlobby_cli.render import message_line
 
 STATUS_CHECK_S = 2.0
@@ -38,19 +45,51 @@ EXIT_TIMEOUT = 3
 class ConversationPrinter:
     """Prints each message of one conversation once, whichever way it arrived."""
 
-    def __init__(self, conversation_id: str) -> None:
+    def __init__(self, conversation_id: str, out: Callable[[str], None] | None = None) -> None:
         self.conversation_id = conversation_id
         self.seen: set[str] = set()
+        self.known: dict[str, MessageView] = {}  # every message met, printed or skipped
         self.replies = 0
+        self.out = out or (lambda line: print(line, flush=True))
 
     def show(self, view: MessageView) -> bool:
+        self.known.setdefault(view.id, view)
         if view.id in self.seen:
             return False
         self.seen.add(view.id)
         if view.sender != USER_SENDER:
             self.replies += 1
-        print(message_line(view), flush=True)
+        self.out(message_line(view))
         return True
+
+    def in_order(self) -> list[MessageView]:
+        return sorted(self.known.values(), key=lambda view: view.created_at)
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What `watch` shows beside the messages: its status line, from the lobby's members (who
+    listens to what) and the default maximum of rounds (progress.py)."""
+
+    live: LiveStatus
+    members: Mapping[str, frozenset[str]]
+    default_max_rounds: int | None
+
+    def draw(self, printer: ConversationPrinter, state: ConversationView) -> None:
+        self.live.update(self._progress(printer, state))
+
+    def close(self, printer: ConversationPrinter, state: ConversationView) -> None:
+        self.live.close(self._progress(printer, state))
+
+    def _progress(self, printer: ConversationPrinter, state: ConversationView) -> Progress:
+        return progress_of(
+            printer.in_order(),
+            state.status,
+            self.members,
+            self.default_max_rounds,
+            datetime.now(UTC),
+            cost_of(state),
+        )
 
 
 @dataclass(frozen=True)
@@ -59,6 +98,20 @@ class Ending:
 
     code: int
     summary: str
+
+
+def watch_of(project: str, lobby: str, live: LiveStatus | None = None) -> Watch:
+    """The Watch of a conversation in `lobby`, from the registry: its members and the
+    checker's max_rounds setting (else AGENTLOBBY_MAX_ROUNDS)."""
+    from agentlobby.config import load_settings
+    from agentlobby.store.registry import Registry
+
+    registry = Registry(project)
+    members = {agent: kinds for agent, (_since, kinds) in registry.members_since(lobby).items()}
+    checker = registry.agents_named([CHECKER_AGENT])
+    configured = checker[0].settings.get("max_rounds") if checker else None
+    default = configured if isinstance(configured, int) else load_settings().max_rounds
+    return Watch(live or LiveStatus(), members, default)
 
 
 def follow_conversation(
@@ -70,13 +123,16 @@ def follow_conversation(
     quiet_s: float | None = None,
     after_id: str | None = None,
     show_final_code: bool = True,
+    watch: Watch | None = None,
 ) -> int:
     """Print the conversation until it is over or should stop (module docstring); returns the
     exit status and prints the ending's line to stderr.
 
     `after_id` leaves out the stored messages up to and including that one (what `send` just
     posted, and the conversation's earlier history)."""
-    state, printer, why = _follow(client, project, conversation_id, timeout_s, quiet_s, after_id)
+    state, printer, why = _follow(
+        client, project, conversation_id, timeout_s, quiet_s, after_id, watch
+    )
     if is_over(state.status) and state.final_code and show_final_code:
         print(f"--- final code (round {state.rounds}):\n{state.final_code.rstrip()}", flush=True)
     ending = _ending(state, printer, why, timeout_s, quiet_s)
@@ -91,12 +147,13 @@ def _follow(
     timeout_s: float | None,
     quiet_s: float | None,
     after_id: str | None,
+    watch: Watch | None = None,
 ) -> tuple[ConversationView, ConversationPrinter, str]:
     """Returns the last state read, the printer, and why it stopped: over, timeout or quiet."""
     started = time.monotonic()
     deadline = None if timeout_s is None else started + timeout_s
     first = client.conversation(conversation_id)
-    printer = ConversationPrinter(conversation_id)
+    printer = ConversationPrinter(conversation_id, watch.live.message if watch else None)
     with LobbyTail(project, first.lobby) as tail:
         state = client.conversation(conversation_id)
         skipping = after_id is not None and any(m.id == after_id for m in state.messages)
@@ -106,6 +163,8 @@ def _follow(
                 skipping = view.id != after_id
             else:
                 printer.show(view)
+        if watch:
+            watch.draw(printer, state)
         if state.status == "open" and quiet_s is None and deadline is None:
             print(
                 f"conversation {conversation_id} is open: a chat never ends by itself, so this "
@@ -137,9 +196,13 @@ def _follow(
                 for view in state.messages:
                     if printer.show(view):
                         last_news = time.monotonic()
+            if watch:
+                watch.draw(printer, state)  # the clock ticks with each wait on the tail
         state = client.conversation(conversation_id)
         for view in state.messages:
             printer.show(view)
+        if watch:
+            watch.close(printer, state)
     return state, printer, why
 
 

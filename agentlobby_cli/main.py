@@ -291,11 +291,27 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from agentlobby_cli.follow import follow_conversation
+    from agentlobby_cli.follow import follow_conversation, watch_of
 
     info = _connect(args)
     client = _user_client(info)
-    return follow_conversation(client, info.project, args.conversation_id, args.timeout)
+    lobby = client.conversation(args.conversation_id).lobby
+    return follow_conversation(
+        client,
+        info.project,
+        args.conversation_id,
+        args.timeout,
+        watch=watch_of(info.project, lobby),
+    )
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from agentlobby_cli.logs import run_logs
+
+    info = _connect(args)
+    return run_logs(
+        info, _user_client(info), args.conversation_id, follow=args.follow, as_json=args.json
+    )
 
 
 def cmd_trace(args: argparse.Namespace) -> int:
@@ -506,6 +522,7 @@ def build_parser() -> Parser:
     trace.add_argument("conversation_id", metavar="CONVERSATION_ID", type=check.conversation_id)
     trace.add_argument("--json", action="store_true", help="print the spans as JSON")
     trace.set_defaults(func=cmd_trace)
+    _add_logs(sub, client)
 
     chat = sub.add_parser(
         "chat", parents=[client], help="chat in a lobby: lines from stdin, lobby messages out"
@@ -524,6 +541,28 @@ def build_parser() -> Parser:
         p.add_argument("rest", nargs=argparse.REMAINDER)
         p.set_defaults(func=lambda args: PASSTHROUGH[args.command](args.rest))
     return parser
+
+
+def _add_logs(sub: Any, client: Parser) -> None:
+    logs = sub.add_parser(
+        "logs",
+        parents=[client],
+        help="print one conversation's log lines from every function, in time order",
+        description="Print the log lines of one conversation from every function of the local "
+        "stack (its log folder: `agentlobby stacks`), merged in time order: time, function "
+        "and agent, severity, message, and the message id, delivery attempt and trace. "
+        "Lines that are not the library's JSON (the servers' own) are left out. With "
+        "--follow, keep printing new lines until the conversation is over (and 3 seconds "
+        "more) or Ctrl-C.",
+    )
+    logs.add_argument("conversation_id", metavar="CONVERSATION_ID", type=check.conversation_id)
+    logs.add_argument(
+        "--follow", "-f", action="store_true", help="keep printing lines as they are written"
+    )
+    logs.add_argument(
+        "--json", action="store_true", help="print each line's JSON object as the function wrote it"
+    )
+    logs.set_defaults(func=cmd_logs)
 
 
 def _add_send(sub: Any, client: Parser) -> None:

@@ -244,7 +244,9 @@ def test_watch_a_chat_says_it_never_ends_and_stops_at_the_timeout(
     wait_for_messages(user, posted["conversation_id"], 2)
     done = run_cli(cli_env, "watch", posted["conversation_id"], "--timeout", "1")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["[user] text: watch this", "[echo] text: watch this"]
+    *messages, status = done.stdout.splitlines()
+    assert messages == ["[user] text: watch this", "[echo] text: watch this"]
+    assert status.startswith("-- open, waiting | ")  # watch's status: nobody is working
     assert done.stderr.splitlines() == [
         f"conversation {posted['conversation_id']} is still open after 1s (--timeout); "
         "a chat never ends by itself"

@@ -162,6 +162,10 @@ COMMANDS: dict[str, list[Line]] = {
     ],
     "watch": [["watch", CONVERSATION], ["watch", CONVERSATION, "--timeout", SECONDS]],
     "trace": [["trace", CONVERSATION], ["trace", CONVERSATION, "--json"]],
+    "logs": [
+        ["logs", CONVERSATION, "--follow"],
+        ["logs", "--stack", STACK, CONVERSATION, "--json"],
+    ],
     "chat": [["chat", LOBBY], ["chat", LOBBY, "--conversation", CONVERSATION]],
     "enter": [["enter", AGENT, LOBBY], ["enter", "--stack", STACK, AGENT, LOBBY]],
     "leave": [["leave", AGENT, LOBBY]],

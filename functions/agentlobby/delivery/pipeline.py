@@ -40,7 +40,7 @@ from agentlobby.errors import (
     UnknownAgent,
 )
 from agentlobby.lifecycle import Lifecycle, is_over
-from agentlobby.logs import configure
+from agentlobby.logs import LogContext, configure, log_context
 from agentlobby.messages import USER_SENDER, Envelope, after, check_size, reply_id
 from agentlobby.store import lobbies
 from agentlobby.store.claims import Claim, Claims
@@ -94,14 +94,33 @@ def deliver_pushed(spec: AgentSpec, pushed: PushedMessage, config: Settings) -> 
             config, spec.name, None, where, str(exc), excerpt, pushed.pubsub_message_id
         )
         return
+    # Every line logged during this delivery says which one it was (logs.py).
+    with log_context(
+        conversation_id=message.conversation_id,
+        agent=spec.name,
+        lobby=message.lobby,
+        message_id=message.id,
+        kind=message.kind,
+    ) as logged:
+        _deliver_message(spec, message, pushed, config, logged)
+
+
+def _deliver_message(
+    spec: AgentSpec, message: Envelope, pushed: PushedMessage, config: Settings, logged: LogContext
+) -> None:
     if message.kind not in spec.listens_to or message.sender == spec.name:
         return
     with delivery_span(spec.name, message, pushed.pubsub_message_id) as span:
-        _claim_and_handle(spec, message, pushed, config, span)
+        _claim_and_handle(spec, message, pushed, config, span, logged)
 
 
 def _claim_and_handle(
-    spec: AgentSpec, message: Envelope, pushed: PushedMessage, config: Settings, span: Span
+    spec: AgentSpec,
+    message: Envelope,
+    pushed: PushedMessage,
+    config: Settings,
+    span: Span,
+    logged: LogContext,
 ) -> None:
     claims = Claims(config.project)
     if spec.exclusive:
@@ -120,9 +139,14 @@ def _claim_and_handle(
                 extra={"agent": spec.name, "conversation_id": message.conversation_id},
             )
             return
-    elif claims.is_done(spec.name, message.id):
+    elif not claims.start(spec.name, message.id):
         span.set_attributes({"agentlobby.redelivery": True, "agentlobby.outcome": "done"})
         return
+    logged.add(delivery_attempt=claims.attempt)
+    if claims.attempt is not None:
+        span.set_attribute("agentlobby.delivery_attempt", claims.attempt)
+        if claims.attempt > 1:
+            span.set_attribute("agentlobby.redelivery", True)
     fields = {"agent": spec.name, "conversation_id": message.conversation_id}
     log.info("handling %s from %s", message.kind, message.sender, extra=fields)
     renewing = (

@@ -35,6 +35,9 @@ class Claims:
     def __init__(self, project: str) -> None:
         self._db = firestore_client(project)
         self._holder = leases.new_holder()
+        # Which start of this (agent, message) the claim or start() made: 1, then 2 after a
+        # redelivery or a redrive took it up again. What the logs call delivery_attempt.
+        self.attempt: int | None = None
 
     def _doc(self, agent: str, message_id: str) -> Any:
         return self._db.collection("deliveries").document(f"{agent}__{message_id}")
@@ -67,10 +70,29 @@ class Claims:
             on_take_over=lambda found: {"attempts": int(found.get("attempts", 1)) + 1},
         )
         if attempt.taken:
+            self.attempt = 1 if attempt.found is None else int(attempt.found.get("attempts", 1)) + 1
             return Claim.TAKEN
         if attempt.found is not None and attempt.found.get("state") == "done":
             return Claim.DONE
         return Claim.BUSY
+
+    def start(self, agent: str, message_id: str) -> bool:
+        """For an agent without claims: False when the delivery is done; else count this start
+        (an Increment, so nothing is lost) and set `attempt`. Two copies running at once may
+        both read the same count: they are duplicates of one attempt anyway."""
+        from google.cloud import firestore
+
+        ref = self._doc(agent, message_id)
+        snap = ref.get()
+        found = snap.to_dict() if snap.exists else {}
+        if found.get("state") == "done":
+            return False
+        ref.set(
+            {"agent": agent, "message_id": message_id, "attempts": firestore.Increment(1)},
+            merge=True,
+        )
+        self.attempt = int(found.get("attempts", 0)) + 1
+        return True
 
     def kept(self, agent: str, message_id: str, lease_s: float) -> leases.Heartbeat:
         """Renew this delivery's claim while the block runs (a context manager)."""
