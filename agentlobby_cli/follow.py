@@ -33,7 +33,7 @@ from agentlobby.messages import USER_SENDER
 from agentlobby.store.tail import LobbyTail
 from agentlobby_cli.client import UserClient
 from agentlobby_cli.live_status import LiveStatus
-from agentlobby_cli.progress import Progress, cost_of, progress_of
+from agentlobby_cli.progress import Progress, progress_of
 from agentlobby_cli.render import message_line
 
 STATUS_CHECK_S = 2.0
@@ -88,7 +88,7 @@ class Watch:
             self.members,
             self.default_max_rounds,
             datetime.now(UTC),
-            cost_of(state),
+            state.cost.total_usd,
         )
 
 

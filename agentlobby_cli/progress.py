@@ -22,9 +22,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from agentlobby.api.schema import MessageView
+from agentlobby.cost import usd
 from agentlobby.lifecycle import is_over
 from agentlobby.messages import CodeContent, ExecutionResultContent, TaskContent, VerdictContent
 
@@ -55,16 +55,6 @@ def working_agents(last: MessageView | None, members: Mapping[str, frozenset[str
     if isinstance(last.content, VerdictContent) and (last.content.passed or last.content.final):
         return [last.sender]  # its result comes next
     return sorted(a for a, kinds in members.items() if last.kind in kinds and a != last.sender)
-
-
-def cost_of(view: Any) -> float | None:
-    """The view's `cost.total_usd`, when the API reports one."""
-    # lead: cost lands with the cost branch
-    cost = getattr(view, "cost", None)
-    if cost is None:
-        return None
-    total = cost.get("total_usd") if isinstance(cost, Mapping) else getattr(cost, "total_usd", None)
-    return float(total) if isinstance(total, int | float) else None
 
 
 def _parsed(stamp: str) -> datetime | None:
@@ -129,7 +119,7 @@ def status_text(p: Progress) -> str:
     parts.append(f"{p.elapsed_s:.1f}s")
     parts.append(f"{p.tokens} tokens")
     if p.cost_usd is not None:
-        parts.append(f"${p.cost_usd:.4f}")
+        parts.append(usd(p.cost_usd))
     if p.code is not None:
         lines = len(p.code.source.splitlines())
         run = "running" if p.result is None else _ran(p.result)

@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from agentlobby.cost import usd
 from agentlobby.store.claims import Claim, Claims
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
@@ -210,7 +211,9 @@ def test_watch_through_a_pipe_prints_plain_progress_and_exits_0_on_success(
     assert "\x1b" not in done.stdout and "\r" not in done.stdout
     progress = [line for line in done.stdout.splitlines() if line.startswith("-- ")]
     assert progress[-1].startswith("-- succeeded | round 1/3 | ")
-    assert "| 40 tokens | code round 1 (2 lines): exit 0" in progress[-1]
+    cost = usd(user.conversation(conversation_id)["cost"]["total_usd"])
+    assert cost != "$0"  # the offline model is priced (functions/agentlobby/prices.json)
+    assert f"| 40 tokens | {cost} | code round 1 (2 lines): exit 0" in progress[-1]
     assert "[checker] result: succeeded after 1 round(s)" in done.stdout
     assert done.stderr.strip().startswith(f"conversation {conversation_id} succeeded")
 
