@@ -1,9 +1,11 @@
 """What the HTTP functions need from Flask: a request in, JSON out, and Flask's own errors too.
 
 Each HTTP entry point of main.py hands its request to a handler `(method, path, headers, body,
-settings) -> (body, status)` through respond(). functions-framework answers some requests
-itself (a 404 for /robots.txt and /favicon.ico, a 405 for a method an event function does not
-take) with HTML; json_errors() makes those JSON like every other answer.
+settings) -> (body, status)` through respond(); the user trigger's page routes answer a
+RawAnswer instead (HTML, static files, a text/event-stream), sent as it is.
+functions-framework answers some requests itself (a 404 for /robots.txt and /favicon.ico, a
+405 for a method an event function does not take) with HTML; json_errors() makes those JSON
+like every other answer.
 """
 
 from __future__ import annotations
@@ -14,14 +16,22 @@ from typing import Any
 import flask
 import werkzeug.exceptions
 
+from agentlobby.api.raw import RawAnswer
 from agentlobby.config import Settings, settings
 
-Handler = Callable[[str, str, dict[str, str], bytes, Settings], tuple[dict[str, Any], int]]
+Handler = Callable[
+    [str, str, dict[str, str], bytes, Settings], tuple[dict[str, Any], int] | RawAnswer
+]
 
 
 def respond(handler: Handler, request: flask.Request) -> flask.Response:
     headers = {key.lower(): value for key, value in request.headers.items()}
-    body, status = handler(request.method, request.path, headers, request.get_data(), settings())
+    answer = handler(request.method, request.path, headers, request.get_data(), settings())
+    if isinstance(answer, RawAnswer):
+        return flask.Response(
+            answer.body, answer.status, headers=answer.headers, content_type=answer.content_type
+        )
+    body, status = answer
     return flask.make_response(flask.jsonify(body), status)
 
 

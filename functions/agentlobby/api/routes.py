@@ -5,6 +5,7 @@
     GET  /conversations/{id}          -> 200 {"conversation_id", "status", "messages": [...], ...}
     GET  /healthz                     -> 200 (no token needed)
     GET  /openapi.json                -> 200 this API as an OpenAPI 3.1 document (no token needed)
+    GET  /, /page/..., /lobbies, /conversations, .../events: the page and its data (api/page.py)
 
 Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. Bodies are
 validated before anything is written; errors answer 4xx with {"error": "..."} saying what to
@@ -25,7 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentlobby.api import page
 from agentlobby.api.openapi import document
+from agentlobby.api.raw import RawAnswer
 from agentlobby.api.schema import Posted, PostMessage
 from agentlobby.api.views import conversation_view
 from agentlobby.auth import bearer_token, tokens_match
@@ -69,7 +72,7 @@ _IDEMPOTENCY = uuid.UUID("1f0e7a52-3c0a-4c1e-8a5e-2b1d0c9f7a44")
 
 def handle_request(
     method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
-) -> Response:
+) -> Response | RawAnswer:
     """Route one request; pure apart from Firestore and Pub/Sub, so tests can drive it."""
     configure(config.log_level)
     if path.rstrip("/") == "/healthz":
@@ -78,9 +81,13 @@ def handle_request(
         if method not in ("GET", "HEAD"):
             return {"error": f"method {method} not allowed on {path}: GET it"}, 405
         return document(), 200
+    if (shell := page.shell(method, path)) is not None:  # the page's files hold no data
+        return shell
     if not _authorized(headers, config):
         return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
     try:
+        if (answer := page.data(method, path, config)) is not None:
+            return answer
         if (match := _POST.match(path)) and method == "POST":
             return _post(match.group(1), headers, body, config)
         if (match := _GET.match(path)) and method == "GET":
