@@ -25,6 +25,7 @@ from pydantic.json_schema import (
 )
 from pydantic_core import core_schema
 
+from agentlobby.api.overview import RECENT, ConversationList, LobbyList
 from agentlobby.api.schema import ConversationView, ErrorBody, Posted, PostMessage
 from agentlobby.messages import (
     AGENT_NAME,
@@ -75,6 +76,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Posted, "serialization"),
     (ConversationView, "serialization"),
     (ErrorBody, "serialization"),
+    (LobbyList, "serialization"),  # the page's lists (api/overview.py)
+    (ConversationList, "serialization"),
 ]
 
 
@@ -192,6 +195,7 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        **_page_paths(),
         "/healthz": {
             "get": {
                 "operationId": "health",
@@ -228,6 +232,34 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def _page_paths() -> dict[str, Any]:
+    """The JSON routes of the page (api/overview.py); its event streams are in docs, not here."""
+
+    def listing(operation: str, summary: str, model: type[BaseModel]) -> dict[str, Any]:
+        return {
+            "get": {
+                "operationId": operation,
+                "summary": summary,
+                "responses": {
+                    "200": _answer("the list", model),
+                    **_errors(
+                        {401: _UNAUTHORIZED, 405: "wrong method on this path", 503: _UNAVAILABLE}
+                    ),
+                },
+            }
+        }
+
+    return {
+        "/lobbies": listing("listLobbies", "Every lobby and the agents in it", LobbyList),
+        "/conversations": listing(
+            "listConversations",
+            f"The {RECENT} most recently created conversations, newest first: status, rounds, "
+            "tokens and cost of each",
+            ConversationList,
+        ),
     }
 
 

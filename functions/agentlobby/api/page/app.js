@@ -67,8 +67,8 @@ function Lobbies({ lobbies }) {
   </section>`;
 }
 
-function Status({ status }) {
-  return html`<span class=${`status ${status}`}>${status}</span>`;
+function Status({ status, testid }) {
+  return html`<span class=${`status ${status}`} data-testid=${testid}>${status}</span>`;
 }
 
 function Conversations({ list, selected, onSelect, state }) {
@@ -175,8 +175,8 @@ function Body({ message }) {
           src=${`data:${c.image.mime_type};base64,${c.image.data}`} />`}
       </div>`;
     case "code":
-      return html`<div><div class="muted small">round ${c.round}</div>
-        ${c.text && html`<p class="text">${c.text}</p>`}<${Code} source=${c.source} testid="code" /></div>`;
+      return html`<div><p class="text">${c.text || `round ${c.round}`}</p>
+        <${Code} source=${c.source} testid="code" /></div>`;
     case "execution-result":
       return html`<div class="execution" data-testid="execution">
         <div class="line">exit code <strong data-testid="exit-code">${c.exit_code ?? "none"}</strong>
@@ -270,7 +270,7 @@ function Conversation({ id, onUnauthorized }) {
   if (!view) return html`<section class="card"><p class="muted">Loading the conversation…</p></section>`;
   return html`<div>
     <section class="card conversation" data-testid="conversation" data-id=${view.conversation_id}>
-      <h2><${Status} status=${view.status} /> <span data-testid="status">${view.status}</span>
+      <h2><${Status} status=${view.status} testid="status" />
         <span class=${`live ${state}`}>${state}</span></h2>
       <div class="muted small">${view.lobby} · ${view.conversation_id}</div>
       <div class="summary">${view.rounds} round(s) · <span data-testid="tokens">${tokens(view.usage)}</span>
@@ -365,4 +365,6 @@ function App() {
   </main>`;
 }
 
-render(html`<${App} />`, document.getElementById("app"));
+const root = document.getElementById("app");
+root.replaceChildren(); // the "Loading" line: Preact renders beside what is there
+render(html`<${App} />`, root);
