@@ -76,7 +76,7 @@ page-vendor:
 	cp highlightjs-*/package/LICENSE "$$out/highlight-LICENSE.txt"; \
 	printf '%s\n' \
 		"htm $(HTM_VERSION): preact/standalone.module.js -> htm-preact.js (htm, Apache-2.0: htm-LICENSE.txt; with Preact 10 and its hooks bundled, MIT: preact-LICENSE.txt, from preact $(PREACT_LICENSE_VERSION))" \
-		"@highlightjs/cdn-assets $(HLJS_VERSION): es/core.min.js, es/languages/python.min.js, styles/github.min.css (BSD-3-Clause: highlight-LICENSE.txt)" \
+		"@highlightjs/cdn-assets $(HLJS_VERSION): es/core.min.js -> highlight-core.js, es/languages/python.min.js -> highlight-python.js, styles/github.min.css -> highlight-github.css (BSD-3-Clause: highlight-LICENSE.txt)" \
 		"Fetched with npm pack by 'make page-vendor'; change the versions in the Makefile." \
 		> "$$out/VERSIONS.txt"; \
 	echo "vendored into $(PAGE_VENDOR):"; ls "$$out"
