@@ -1,4 +1,6 @@
-"""`agentlobby demo` (`make demo`): a stack offline, a chat and two coding tasks, printed live.
+"""`agentlobby demo` (`make demo`): a stack offline, a chat and two coding tasks, printed live
+and shown on the page (its address is printed first; at a terminal the stack stays up for it
+after the tasks until Enter).
 
 No key and no network: the agents' model is the offline model server playing
 local_emulator/scripts/demo.json (or the script named by AGENTLOBBY_MODEL_SCRIPT).
@@ -8,6 +10,7 @@ Everything started here is stopped at the end, also on Ctrl-C.
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import sys
 import time
@@ -55,6 +58,7 @@ def run_demo() -> int:
     try:
         info = stack.start()
         print(f"agentlobby: stack ready in {time.monotonic() - started:.1f}s", file=sys.stderr)
+        page_address(info.user_url, info.api_token)
         user = UserClient(info.user_url, info.api_token)
 
         say("lobby 'chat': the user says hello, the echo agent answers")
@@ -81,6 +85,7 @@ def run_demo() -> int:
             ),
         )
         summary(user, posted.conversation_id)
+        hold_for_the_page(info.user_url)
         if stack.keep_logs:
             print(f"\nlogs of every process: {stack.log_dir}", file=sys.stderr)
         else:
@@ -93,6 +98,28 @@ def run_demo() -> int:
     finally:
         print("agentlobby: stopping the stack", file=sys.stderr, flush=True)
         stack.stop()
+
+
+def page_address(user_url: str, api_token: str) -> None:
+    """Where to watch the demo in a browser, and the token the page asks for once."""
+    print(
+        f"agentlobby: watch it live on the page: {user_url}/ (API token: {api_token})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def hold_for_the_page(user_url: str) -> None:
+    """At a terminal, keep the stack (and the page) up until Enter; elsewhere, go on."""
+    if not sys.stdin.isatty():
+        return
+    print(
+        f"\nagentlobby: the page stays up at {user_url}/; press Enter (or Ctrl-C) to stop",
+        file=sys.stderr,
+        flush=True,
+    )
+    with contextlib.suppress(EOFError):
+        input()
 
 
 def summary(user: UserClient, conversation_id: str) -> None:

@@ -198,6 +198,7 @@ def _hints(info: StackInfo, state_path: Path, pick: str) -> dict[str, str]:
     )
     return {
         "state_file": str(state_path),
+        "page": f"{info.user_url}/",  # the live page; it asks for the API token once
         "curl": curl,
         "env": f'eval "$(agentlobby {pick}env)"',
         "send": f"agentlobby {pick}send coding 'Write fizzbuzz(n) and print it for 1 to 15' --wait",
@@ -207,6 +208,7 @@ def _hints(info: StackInfo, state_path: Path, pick: str) -> dict[str, str]:
 def _print_ready(info: StackInfo, hints: dict[str, str], say: Callable[[str], None]) -> None:
     say(f"stack {info.name} is ready: user agent at {info.user_url}, project {info.project}")
     say(f"the API token is in {hints['state_file']}, with all else a client needs")
+    say(f"the page: {hints['page']} (open it in a browser; it asks for the API token once)")
     say("try it from another terminal:")
     for line, note in (
         (hints["curl"], ""),

@@ -86,7 +86,7 @@ def test_refused_posts_answer_json_errors_and_write_nothing(
         ("GET", "/conversations/..", 404, "unknown conversation '..'"),
         ("PUT", "/lobbies/chat/messages", 405, "method PUT not allowed on /lobbies/chat/messages"),
         ("DELETE", "/conversations/abc", 405, "method DELETE not allowed"),
-        ("GET", "/lobbies", 404, "no route GET /lobbies"),
+        ("GET", "/lobbies/chat", 404, "no route GET /lobbies/chat"),
     ],
 )
 def test_http_errors_name_the_problem(

@@ -102,6 +102,7 @@ def test_up_prints_one_json_line_and_stops_everything(
         assert info["name"] == f"stack-{ports[1]}"
         state = tmp_path / "stacks" / info["name"] / "stack.json"
         assert info["state_file"] == str(state)
+        assert info["page"] == info["user_url"] + "/"
         assert json.loads(state.read_text())["api_token"] == info["api_token"]
         assert info["log_dir"] == str(tmp_path / "stacks" / info["name"] / "logs")
         assert all(listening(port) for port in ports)

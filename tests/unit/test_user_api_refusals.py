@@ -98,7 +98,7 @@ def test_wrong_method_is_405(config: Settings, method: str, path: str) -> None:
     assert error == f"method {method} not allowed on {path}"
 
 
-@pytest.mark.parametrize("path", ["/", "/lobbies", "/lobbies/chat", "/conversations"])
+@pytest.mark.parametrize("path", ["/nowhere", "/lobbies/chat", "/conversations/abc/messages"])
 def test_unknown_route_is_404(config: Settings, path: str) -> None:
     error, status = call(config, method="GET", path=path)
     assert status == 404

@@ -2,9 +2,10 @@
 
 Each HTTP entry point of main.py hands its request to a handler `(method, path, headers, body,
 settings) -> (body, status)`, or `(body, status, headers)` for extra headers, through
-respond(). functions-framework answers some requests
-itself (a 404 for /robots.txt and /favicon.ico, a 405 for a method an event function does not
-take) with HTML; json_errors() makes those JSON like every other answer.
+respond(); the user trigger's page routes answer a RawAnswer instead (HTML, static files, a
+text/event-stream), sent as it is. functions-framework answers some requests itself (a 404 for
+/robots.txt and /favicon.ico, a 405 for a method an event function does not take) with HTML;
+json_errors() makes those JSON like every other answer.
 """
 
 from __future__ import annotations
@@ -15,15 +16,20 @@ from typing import Any
 import flask
 import werkzeug.exceptions
 
+from agentlobby.api.raw import RawAnswer
 from agentlobby.config import Settings, settings
 
 Answer = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]
-Handler = Callable[[str, str, dict[str, str], bytes, Settings], Answer]
+Handler = Callable[[str, str, dict[str, str], bytes, Settings], Answer | RawAnswer]
 
 
 def respond(handler: Handler, request: flask.Request) -> flask.Response:
     headers = {key.lower(): value for key, value in request.headers.items()}
     answer = handler(request.method, request.path, headers, request.get_data(), settings())
+    if isinstance(answer, RawAnswer):
+        return flask.Response(
+            answer.body, answer.status, headers=answer.headers, content_type=answer.content_type
+        )
     extra = answer[2] if len(answer) == 3 else {}  # a 429's Retry-After, say
     return flask.make_response(flask.jsonify(answer[0]), answer[1], extra)
 

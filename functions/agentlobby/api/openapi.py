@@ -25,7 +25,9 @@ from pydantic.json_schema import (
 )
 from pydantic_core import core_schema
 
+from agentlobby.api.overview import RECENT, ConversationList, LobbyList
 from agentlobby.api.schema import ConversationView, ErrorBody, Posted, PostMessage
+from agentlobby.api.traces import TraceView
 from agentlobby.messages import (
     AGENT_NAME,
     IMAGE_MIME_TYPES,
@@ -75,6 +77,9 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (Posted, "serialization"),
     (ConversationView, "serialization"),
     (ErrorBody, "serialization"),
+    (LobbyList, "serialization"),  # the page's lists (api/overview.py)
+    (ConversationList, "serialization"),
+    (TraceView, "serialization"),  # api/traces.py
 ]
 
 
@@ -205,6 +210,28 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/conversations/{conversation_id}/trace": {
+            "get": {
+                "operationId": "getConversationTrace",
+                "summary": "A conversation's OpenTelemetry spans, where the stack keeps them",
+                "description": "The trace id of the conversation and, when the stack collects "
+                "spans itself (the local stack), every span; deployed, `where` names Cloud "
+                "Trace and `spans` is empty. docs/observability.md.",
+                "parameters": [conversation_id],
+                "responses": {
+                    "200": _answer("the conversation's trace", TraceView),
+                    **_errors(
+                        {
+                            401: _UNAUTHORIZED,
+                            404: "unknown conversation",
+                            405: "wrong method on this path",
+                            503: _UNAVAILABLE,
+                        }
+                    ),
+                },
+            }
+        },
+        **_page_paths(),
         "/healthz": {
             "get": {
                 "operationId": "health",
@@ -241,6 +268,34 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+    }
+
+
+def _page_paths() -> dict[str, Any]:
+    """The JSON routes of the page (api/overview.py); its event streams are in docs, not here."""
+
+    def listing(operation: str, summary: str, model: type[BaseModel]) -> dict[str, Any]:
+        return {
+            "get": {
+                "operationId": operation,
+                "summary": summary,
+                "responses": {
+                    "200": _answer("the list", model),
+                    **_errors(
+                        {401: _UNAUTHORIZED, 405: "wrong method on this path", 503: _UNAVAILABLE}
+                    ),
+                },
+            }
+        }
+
+    return {
+        "/lobbies": listing("listLobbies", "Every lobby and the agents in it", LobbyList),
+        "/conversations": listing(
+            "listConversations",
+            f"The {RECENT} most recently created conversations, newest first: status, rounds, "
+            "tokens and cost of each",
+            ConversationList,
+        ),
     }
 
 

@@ -5,6 +5,7 @@
     GET  /conversations/{id}          -> 200 {"conversation_id", "status", "messages": [...], ...}
     GET  /healthz                     -> 200 (no token needed)
     GET  /openapi.json                -> 200 this API as an OpenAPI 3.1 document (no token needed)
+    GET  /, /page/..., /lobbies, /conversations, .../events: the page and its data (api/page.py)
 
 Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. With
 `AGENTLOBBY_POST_RATE_LIMIT` set, a token's posts past it in a minute answer 429 with
@@ -17,7 +18,6 @@ misses a message that agents saw. An `Idempotency-Key` header makes a retried po
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import json
 import logging
 import re
@@ -27,10 +27,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agentlobby.api import page
 from agentlobby.api.openapi import document
+from agentlobby.api.overview import read_conversation
+from agentlobby.api.raw import RawAnswer
 from agentlobby.api.schema import Posted, PostMessage
 from agentlobby.api.traces import conversation_trace
-from agentlobby.api.views import conversation_view
 from agentlobby.auth import bearer_token, tokens_match
 from agentlobby.config import Settings
 from agentlobby.errors import (
@@ -42,7 +44,7 @@ from agentlobby.errors import (
     UnknownLobby,
 )
 from agentlobby.images import image_size
-from agentlobby.lifecycle import Status, first_status, is_over
+from agentlobby.lifecycle import Status, first_status
 from agentlobby.logs import configure
 from agentlobby.messages import (
     MAX_ENVELOPE_BYTES,
@@ -74,7 +76,7 @@ _IDEMPOTENCY = uuid.UUID("1f0e7a52-3c0a-4c1e-8a5e-2b1d0c9f7a44")
 
 def handle_request(
     method: str, path: str, headers: dict[str, str], body: bytes, config: Settings
-) -> Response:
+) -> Response | RawAnswer:
     """Route one request; pure apart from Firestore and Pub/Sub, so tests can drive it."""
     configure(config.log_level)
     setup(config, "user")
@@ -84,9 +86,13 @@ def handle_request(
         if method not in ("GET", "HEAD"):
             return {"error": f"method {method} not allowed on {path}: GET it"}, 405
         return document(), 200
+    if (shell := page.shell(method, path)) is not None:  # the page's files hold no data
+        return shell
     if not _authorized(headers, config):
         return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
     try:
+        if (answer := page.data(method, path, config)) is not None:
+            return answer
         if (match := _POST.match(path)) and method == "POST":
             if limited := _post_limited(headers, config):
                 return limited
@@ -286,26 +292,10 @@ def _lobby_takes_tasks(project: str, lobby: str) -> bool:
 
 
 def _get(conversation_id: str, config: Settings) -> Response:
-    if not MESSAGE_ID.fullmatch(conversation_id):
-        raise UnknownConversation(conversation_id)  # no stored conversation has such an id
-    conversations = Conversations(config.project)
-    # Three reads issued together: one Firestore round trip, not three (two once it ended).
-    transcript = _READS.submit(conversations.transcript, conversation_id)
-    letters = _READS.submit(conversations.dead_letters, conversation_id)
-    record = conversations.get(conversation_id)
-    if is_over(record.status):
-        # A step stores its reply (or dead letter) before it ends the conversation, but reads
-        # issued together may see the end and miss what led to it: read them again, after it.
-        transcript = _READS.submit(conversations.transcript, conversation_id)
-        letters = _READS.submit(conversations.dead_letters, conversation_id)
-    view = conversation_view(record, transcript.result(), letters.result(), config.prices)
-    return view.model_dump(mode="json"), 200
+    return read_conversation(config, conversation_id), 200
 
 
 def _trace(conversation_id: str, config: Settings) -> Response:
     if not MESSAGE_ID.fullmatch(conversation_id):
         raise UnknownConversation(conversation_id)
     return conversation_trace(conversation_id, config).model_dump(mode="json"), 200
-
-
-_READS = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="reads")

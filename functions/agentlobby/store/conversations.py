@@ -224,6 +224,24 @@ class Conversations:
         snap = self._doc(conversation_id).get()
         return ConversationRecord.model_validate(snap.to_dict()) if snap.exists else None
 
+    def recent(self, limit: int) -> list[ConversationRecord]:
+        """The `limit` most recently created conversations, newest first (the page's list;
+        one field's order, so no composite index is needed in the cloud)."""
+        from google.cloud import firestore
+
+        query = (
+            self._db.collection("conversations")
+            .order_by("created_at", direction=firestore.Query.DESCENDING)
+            .limit(limit)
+        )
+        records = []
+        for snap in query.stream():
+            try:
+                records.append(ConversationRecord.model_validate(snap.to_dict()))
+            except ValidationError as exc:  # one bad document must not hide the others
+                log.error("conversation %s is not readable, not listed: %s", snap.id, exc)
+        return records
+
     def quiet(self, *, since: datetime, until: datetime) -> list[ConversationRecord]:
         """Open or running conversations last active between `since` and `until` (the
         sweeper's work list: ended and swept ones have no `active_at`, so they are not read)."""
