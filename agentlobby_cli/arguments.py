@@ -132,6 +132,23 @@ def positive_seconds(value: str) -> float:
     return seconds
 
 
+def dollars(value: str) -> float:
+    """A cost budget in US dollars: positive, finite, at most MAX_COST_BUDGET."""
+    from agentlobby.messages import MAX_COST_BUDGET
+
+    try:
+        amount = float(value.strip().removeprefix("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{shown(value)} is not an amount of US dollars, e.g. 0.05"
+        ) from None
+    if not (0 < amount <= MAX_COST_BUDGET and math.isfinite(amount)):
+        raise argparse.ArgumentTypeError(
+            f"{shown(value)} must be more than 0 and at most {MAX_COST_BUDGET:,.0f} US dollars"
+        )
+    return amount
+
+
 def int_from(low: int, high: int, what: str = "a whole number") -> Callable[[str], int]:
     def parse(value: str) -> int:
         try:

@@ -276,6 +276,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         image=args.image,
         max_rounds=args.max_rounds,
         token_budget=args.token_budget,
+        cost_budget=args.cost_budget,
     )
     print(json.dumps(posted.model_dump()), flush=True)
     if not args.wait:
@@ -571,10 +572,11 @@ def _add_send(sub: Any, client: Parser) -> None:
         parents=[client],
         help="post one message (or a coding task) to a lobby",
         description="Post one message to a lobby and print its ids as JSON. In the coding "
-        "lobby every post is a task: --tests, --image, --max-rounds and --token-budget "
-        "complete it. With --wait, print what follows: a task until it succeeds or fails; a "
-        "chat (status open, which never ends by itself) until replies came and then nothing "
-        "for --idle seconds. The end is one line on stderr, after a task's final code.",
+        "lobby every post is a task: --tests, --image, --max-rounds, --token-budget and "
+        "--cost-budget complete it. With --wait, print what follows: a task until it succeeds "
+        "or fails; a chat (status open, which never ends by itself) until replies came and "
+        "then nothing for --idle seconds. The end is one line on stderr, after a task's final "
+        "code.",
         epilog=EXIT_CODES,
     )
     send.add_argument("lobby", metavar="LOBBY", type=check.lobby_name, help="e.g. chat, coding")
@@ -611,6 +613,13 @@ def _add_send(sub: Any, client: Parser) -> None:
         type=check.int_from(1, 100_000_000),
         metavar="N",
         help="coding: model tokens the task may spend before it fails",
+    )
+    send.add_argument(
+        "--cost-budget",
+        type=check.dollars,
+        metavar="USD",
+        help="coding: US dollars of model use (by the price table) the task may spend before "
+        "it fails",
     )
     send.add_argument(
         "--wait",

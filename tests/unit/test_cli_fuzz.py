@@ -143,6 +143,7 @@ IMAGE = Slot(["image.png"], _not_file)
 SCRIPT = Slot(["script.json"], _not_file)
 ROUNDS = Slot(["3"], _not_whole(1, 20))
 BUDGET = Slot(["20000"], _not_whole(1, 100_000_000))
+DOLLARS = Slot(["0.05", "$2"], lambda v: _refused_by(check.dollars, v))
 PORT_BASE = Slot(["9000", "0"], lambda v: _not_whole(0, 65535)(v) or 0 < int(v) < 1024)
 PORT = Slot(["0", "8700"], _not_whole(0, 65535))
 SETTING = Slot(["max_rounds=5", 'note="hi"'], lambda v: _refused_by(check.setting, v))
@@ -157,6 +158,7 @@ COMMANDS: dict[str, list[Line]] = {
         ["send", LOBBY, TEXT, "--conversation", CONVERSATION, "--wait"],
         ["send", "coding", TEXT, "--tests", TESTS, "--image", IMAGE],
         ["send", "coding", TEXT, "--max-rounds", ROUNDS, "--token-budget", BUDGET],
+        ["send", "coding", TEXT, "--cost-budget", DOLLARS],
         ["send", LOBBY, TEXT, "--wait", "--timeout", SECONDS, "--idle", SECONDS],
         ["--stack", STACK, "send", LOBBY, TEXT],
     ],
