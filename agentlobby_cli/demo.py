@@ -17,8 +17,10 @@ import time
 from pathlib import Path
 
 import local_emulator
+from agentlobby.cost import usd
 from agentlobby_cli.client import UserClient
 from agentlobby_cli.follow import follow_conversation
+from agentlobby_cli.trace import tree_lines
 from local_emulator.stack import Stack
 
 ASSETS = Path(local_emulator.__file__).resolve().parent
@@ -42,6 +44,10 @@ IMAGE_TASK = (
 )
 
 
+TRACE_READS = 10
+TRACE_SETTLE_S = 0.5
+
+
 def say(text: str) -> None:
     print(f"\n=== {text}", flush=True)
 
@@ -54,6 +60,7 @@ def run_demo() -> int:
         project="agentlobby-demo",
         model_script=script,
         progress=lambda m: print(f"agentlobby: {m}", file=sys.stderr, flush=True),
+        trace=True,
     )
     try:
         info = stack.start()
@@ -85,6 +92,7 @@ def run_demo() -> int:
             ),
         )
         summary(user, posted.conversation_id)
+        show_trace(user, posted.conversation_id)
         hold_for_the_page(info.user_url)
         if stack.keep_logs:
             print(f"\nlogs of every process: {stack.log_dir}", file=sys.stderr)
@@ -125,10 +133,25 @@ def hold_for_the_page(user_url: str) -> None:
 def summary(user: UserClient, conversation_id: str) -> None:
     state = user.conversation(conversation_id)
     print(
-        f"--- {state.status}: {state.rounds} round(s), "
-        f"{state.usage.total_tokens} tokens, {len(state.messages)} messages",
+        f"--- {state.status}: {state.rounds} round(s), {state.usage.total_tokens} tokens, "
+        f"{usd(state.cost.total_usd)}, {len(state.messages)} messages",
         flush=True,
     )
+
+
+def show_trace(user: UserClient, conversation_id: str) -> None:
+    """The last task's trace, as `agentlobby trace` prints it (docs/observability.md). Each
+    function sends its spans as it answers: read until two reads agree."""
+    say("the last task's trace: every delivery, model call and sandbox run")
+    seen = -1
+    for _ in range(TRACE_READS):
+        view = user.trace(conversation_id)
+        if len(view.spans) == seen:
+            break
+        seen = len(view.spans)
+        time.sleep(TRACE_SETTLE_S)
+    for line in tree_lines(view):
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from agentlobby.api import routes
+from agentlobby.api import overview, routes
 from agentlobby.config import load_settings
 from agentlobby.lifecycle import Lifecycle
 from agentlobby.messages import Envelope
@@ -40,7 +40,7 @@ def test_a_get_that_sees_the_end_sees_the_message_that_ended_it(
             assert transcript_read.wait(10)
             return super().get(conversation_id)
 
-    monkeypatch.setattr(routes, "Conversations", EndsBetweenTheReads)
+    monkeypatch.setattr(overview, "Conversations", EndsBetweenTheReads)
     config = load_settings({**info.client_environment(), "AGENTLOBBY_API_TOKEN": "t"})
     answer, status = routes.handle_request(
         "GET",

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentlobby.api import routes
+from agentlobby.api import overview, routes
 from agentlobby.config import Settings, load_settings
 from agentlobby.messages import MAX_ENVELOPE_BYTES, MAX_TEXT_CHARS
 
@@ -35,6 +35,7 @@ def no_backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     monkeypatch.setattr(routes, "Registry", refuse)
     monkeypatch.setattr(routes, "Conversations", refuse)
+    monkeypatch.setattr(overview, "Conversations", refuse)  # the conversation reads
     monkeypatch.setattr(routes.lobbies, "publish", refuse)
     yield
 
