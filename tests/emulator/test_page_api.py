@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from agentlobby.api.page import FILES
+from agentlobby.store.rate_limits import RateWindows
 from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
 from tests.support.coding import GOOD_ADD, python_block, reply, run_add_task, token
@@ -175,6 +177,19 @@ def test_lobbies_are_listed_with_their_members(info: StackInfo) -> None:
     }
     (echo,) = lobbies["chat"]["members"]
     assert echo["name"] == "echo" and "text" in echo["listens_to"]
+
+
+def test_lobbies_come_with_the_rate_limits_the_functions_reported(info: StackInfo) -> None:
+    model = f"model-{secrets.token_hex(4)}"
+    windows = RateWindows(info.project)
+    windows.report_model_limit(model, "coder", {"requests_per_minute": 2, "window_s": 4.0})
+    windows.report_model_limit(model, "checker", {"requests_per_minute": 2, "window_s": 4.0})
+    status, body = api_request(info, "GET", "/lobbies")
+    assert status == 200
+    (limit,) = [limit for limit in body["limits"] if limit["name"] == model]
+    assert limit["what"] == "model"
+    assert limit["limits"] == {"requests_per_minute": 2.0, "window_s": 4.0}
+    assert limit["agents"] == ["checker", "coder"]
 
 
 def test_conversations_are_listed_newest_first_with_their_figures(

@@ -12,7 +12,7 @@ so the list and the conversation never disagree. The same reads feed the live st
 from __future__ import annotations
 
 import concurrent.futures
-from typing import Any
+from typing import Any, Literal
 
 from agentlobby.api.schema import UsageView
 from agentlobby.api.views import conversation_view
@@ -21,6 +21,7 @@ from agentlobby.errors import UnknownConversation
 from agentlobby.lifecycle import Status, is_over
 from agentlobby.messages import MESSAGE_ID, Identifier, LobbyName, Wire
 from agentlobby.store.conversations import ConversationRecord, Conversations
+from agentlobby.store.rate_limits import RateWindows
 from agentlobby.store.registry import Registry
 
 RECENT = 30  # conversations in the list: enough for a page, few enough to read at once
@@ -30,6 +31,7 @@ __all__ = [
     "RECENT",
     "ConversationList",
     "ConversationSummary",
+    "LimitView",
     "LobbyList",
     "LobbyView",
     "MemberView",
@@ -54,10 +56,22 @@ class LobbyView(Wire):
     members: list[MemberView]
 
 
+class LimitView(Wire):
+    """A rate limit in force, as the functions that apply it last reported it: a model's
+    requests and tokens per window (and the agents that call it), or the posts per token."""
+
+    what: Literal["model", "posts"]
+    name: str
+    limits: dict[str, float]
+    agents: list[str]
+    reported_at: str
+
+
 class LobbyList(Wire):
-    """200 on GET /lobbies: every lobby and the agents in it, by name."""
+    """200 on GET /lobbies: every lobby and the agents in it, by name, and the rate limits."""
 
     lobbies: list[LobbyView]
+    limits: list[LimitView]
 
 
 class ConversationSummary(Wire):
@@ -88,6 +102,7 @@ def lobby_list(config: Settings) -> LobbyList:
     registry = Registry(config.project)
     lobbies = _READS.submit(registry.lobbies)
     memberships = _READS.submit(registry.memberships)
+    limits = _READS.submit(RateWindows(config.project).reported)
     agents = {agent.name: agent for agent in registry.agents()}
     members: dict[str, list[MemberView]] = {}
     for membership in memberships.result():
@@ -107,8 +122,22 @@ def lobby_list(config: Settings) -> LobbyList:
                 members=members.get(lobby.name, []),
             )
             for lobby in lobbies.result()
-        ]
+        ],
+        limits=[
+            LimitView(
+                what="posts" if limit.what == "posts" else "model",
+                name=limit.name,
+                limits={k: float(v) for k, v in limit.limits.items() if _is_number(v)},
+                agents=limit.agents,
+                reported_at=limit.reported_at,
+            )
+            for limit in limits.result()
+        ],
     )
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def read_conversation(config: Settings, conversation_id: str) -> dict[str, Any]:

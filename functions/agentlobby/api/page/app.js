@@ -67,6 +67,29 @@ function Lobbies({ lobbies }) {
   </section>`;
 }
 
+const RATE_WORDS = { requests_per_minute: "requests", tokens_per_minute: "tokens", posts_per_minute: "posts" };
+
+function Limits({ limits }) {
+  return html`<section class="card">
+    <h2>Rate limits</h2>
+    ${limits.length === 0 && html`<p class="muted" data-testid="no-limits">None set (docs/observability.md).</p>`}
+    <ul class="limits" data-testid="limits">
+      ${limits.map((limit) => {
+        const counts = Object.entries(RATE_WORDS)
+          .filter(([key]) => key in limit.limits)
+          .map(([key, word]) => `${limit.limits[key]} ${word}`)
+          .join(", ");
+        const per = `per ${limit.limits.window_s ?? 60}s`;
+        return html`<li key=${`${limit.what}/${limit.name}`}>
+          <strong>${limit.what === "posts" ? "user posts" : limit.name}</strong>
+          ${` ${counts} ${per}${limit.what === "posts" ? " per token" : ""}`}
+          ${limit.agents.length > 0 && html`<span class="muted small"> (${limit.agents.join(", ")})</span>`}
+        </li>`;
+      })}
+    </ul>
+  </section>`;
+}
+
 function Status({ status, testid }) {
   return html`<span class=${`status ${status}`} data-testid=${testid}>${status}</span>`;
 }
@@ -303,6 +326,7 @@ function App() {
   const [authorized, setAuthorized] = useState(Boolean(token.get()));
   const [message, setMessage] = useState(null);
   const [lobbies, setLobbies] = useState([]);
+  const [limits, setLimits] = useState([]);
   const [list, setList] = useState([]);
   const [listState, setListState] = useState("connecting");
   const [selected, setSelected] = useState(selectedFromHash());
@@ -325,7 +349,10 @@ function App() {
     const onEvent = (name, data) => {
       if (name === "conversations") {
         setList(data.conversations);
-        getJson("/lobbies").then((answer) => setLobbies(answer.lobbies), () => {});
+        getJson("/lobbies").then((answer) => {
+          setLobbies(answer.lobbies);
+          setLimits(answer.limits);
+        }, () => {});
       } else if (name === "summary") {
         setList((old) => {
           const rest = old.filter((c) => c.conversation_id !== data.conversation_id);
@@ -354,6 +381,7 @@ function App() {
       <aside>
         <${PostForm} lobbies=${lobbies} onPosted=${select} onUnauthorized=${refused} />
         <${Lobbies} lobbies=${lobbies} />
+        <${Limits} limits=${limits} />
         <${Conversations} list=${list} selected=${selected} onSelect=${select} state=${listState} />
       </aside>
       <section class="main">
