@@ -269,6 +269,10 @@ deploy_args() {
   if ((TRACE)) && ! is_sandbox "$i"; then
     env_vars="$env_vars,OTEL_TRACES_EXPORTER=gcp_trace"
   fi
+  if ((FN_CONCURRENCY[i] > 1)); then
+    # functions-framework serves THREADS requests at once per instance (gunicorn's threads).
+    env_vars="$env_vars,THREADS=${FN_CONCURRENCY[$i]}"
+  fi
   if is_sandbox "$i"; then
     # Every revision starts locked: no roles, no secrets, gen2, all egress into the sandbox VPC.
     ARGS=(gcloud run deploy "$name" --region="$REGION" --project="$PROJECT" --source=functions
@@ -286,6 +290,9 @@ deploy_args() {
     --service-account="$(account_email "$kind")" --memory="${FN_MEMORY[$i]}"
     --timeout="${FN_TIMEOUT[$i]}" --min-instances=0 --max-instances="${FN_MAX[$i]}"
     --concurrency="${FN_CONCURRENCY[$i]}" --set-env-vars="$env_vars")
+  if ((FN_CONCURRENCY[i] > 1)); then
+    ARGS+=(--cpu=1) # Cloud Run takes more than one request per instance only with a whole CPU
+  fi
   case $kind in
     user)
       ARGS+=(--ingress-settings=all

@@ -41,6 +41,9 @@ EMULATOR_START_TIMEOUT_S = 60.0
 FUNCTION_START_TIMEOUT_S = 30.0
 SUPERVISE_EVERY_S = 0.5
 SWEEPER_TARGET = "sweeper"
+# The page's event streams hold a request thread each (api/events.py): the user function gets
+# more than functions-framework's default of 4 per core, as deployed (infra/functions.conf).
+USER_THREADS = {"THREADS": "32"}
 
 
 def _ephemeral_low() -> int:
@@ -343,7 +346,8 @@ class Stack:
                 "--port",
                 str(self.ports[target.name]),
             ]
-            child = processes.start(f"function-{target.name}", argv, env, self.log_dir)
+            own_env = {**env, **USER_THREADS} if target.name == "user" else env
+            child = processes.start(f"function-{target.name}", argv, own_env, self.log_dir)
             self.children.append(child)
             started.append((child, self.url(target.name)))
         with concurrent.futures.ThreadPoolExecutor(4) as pool:

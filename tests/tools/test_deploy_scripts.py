@@ -236,6 +236,21 @@ def test_tracing_is_off_unless_asked_and_then_reaches_cloud_trace_from_all_but_t
     )
 
 
+def test_the_user_function_serves_many_requests_at_once_for_the_pages_streams(
+    printed: dict[str, list[str]],
+) -> None:
+    deploys = _deploys(printed["deploy"])
+    user = deploys["user"]
+    assert _flag(user, "concurrency") == "16"
+    assert _flag(user, "cpu") == "1"  # Cloud Run's rule for concurrency above 1
+    assert _env_vars(user)["THREADS"] == "16"  # functions-framework's request threads
+    assert int((_flag(user, "timeout") or "0s").rstrip("s")) > 300  # a stream lasts <= 300 s
+    for name, words in deploys.items():
+        if name != "user":
+            assert _flag(words, "concurrency") == "1", name
+            assert "THREADS" not in _env_vars(words), name
+
+
 def test_openai_key_comes_only_from_secret_manager_and_only_to_model_agents(
     printed: dict[str, list[str]],
 ) -> None:
