@@ -21,6 +21,7 @@ import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from a2a.server.jsonrpc_models import JSONParseError as JSONRPCParseError
 from a2a.server.request_handlers.response_helpers import build_error_response
 from a2a.types import (
     CancelTaskRequest,
@@ -103,6 +104,8 @@ UNSERVED: dict[str, A2AError] = {
 
 
 def error(request_id: RequestId, exc: A2AError, status: int = 200) -> tuple[dict[str, Any], int]:
+    if isinstance(exc, JSONParseError):  # the SDK encodes only its JSON-RPC model of this one
+        return build_error_response(request_id, JSONRPCParseError(message=exc.message)), status
     return build_error_response(request_id, exc), status
 
 
@@ -193,7 +196,14 @@ def _method(decoded: dict[str, Any]) -> str:
 def _request(params: dict[str, Any], model: type[ProtoMessage], headers: dict[str, str]) -> Any:
     """The params as the method's request message, every required field there, for A2A 1.x."""
     request = parse(params, model())
-    validate_proto_required_fields(request)  # InvalidParams naming each missing field
+    try:
+        validate_proto_required_fields(request)
+    except InvalidParamsError as exc:  # the SDK says "Validation failed"; say which fields
+        errors = (exc.data or {}).get("errors", [])
+        missing = ", ".join(str(e.get("field")) for e in errors) or "a field"
+        raise InvalidParamsError(
+            message=f"required and missing or empty: {missing}", data=exc.data
+        ) from exc
     version = headers.get(VERSION_HEADER.lower(), "") or "0.3"  # no header: 0.3, says the spec
     if version.split(".")[0] != "1":
         raise VersionNotSupportedError(
@@ -224,7 +234,7 @@ def _sse(request_id: RequestId, events: Iterator[Event | None]) -> Iterator[byte
     except (A2AError, AgentlobbyError) as exc:
         log.warning("A2A stream ended by an error: %s", exc)
         failure = exc if isinstance(exc, A2AError) else translated(exc)
-        yield _frame(build_error_response(request_id, failure), event="error")
+        yield _frame(error(request_id, failure)[0], event="error")
 
 
 def _frame(data: dict[str, Any], event: str | None = None) -> bytes:
