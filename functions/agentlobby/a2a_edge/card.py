@@ -48,7 +48,7 @@ def lobby_card(lobby: str, members: list[AgentRecord], url: str) -> AgentCard:
     card = AgentCard(
         name=f"agentlobby {lobby}",
         description=(
-            f"The agentlobby lobby {lobby!r} ({names}). Send {what}: every member gets it, and "
+            f"The lobby {lobby!r} of agentlobby ({names}). Send {what}: every member gets it, and "
             "the conversation is the task."
         ),
         version="1.0",
