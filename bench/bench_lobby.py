@@ -41,7 +41,7 @@ from typing import Any
 
 from timing import machine, median, p95, ratio, summary
 
-from agentlobby.api.routes import conversation_id_for_key
+from agentlobby.api.posting import conversation_id_for_key
 from agentlobby.messages import USER_SENDER, Envelope, TextContent, new_id, now
 from agentlobby.store import lobbies
 from agentlobby.store.clients import firestore_client, publisher_client

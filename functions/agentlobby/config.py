@@ -69,6 +69,9 @@ class Settings:
     sandbox_url: str | None
     sandbox_token: str | None
     log_level: str
+    # Where clients reach the user function, for the A2A cards (a2a_edge/card.py); None:
+    # the scheme and host each request came to.
+    public_url: str | None
     env: Mapping[str, str]
 
     def rate_limit_for(self, model: str) -> ModelRateLimit | None:
@@ -174,6 +177,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sandbox_url=env.get("AGENTLOBBY_SANDBOX_URL") or None,
         sandbox_token=env.get("AGENTLOBBY_SANDBOX_TOKEN") or None,
         log_level=env.get("AGENTLOBBY_LOG_LEVEL", "INFO").upper(),
+        public_url=env.get("AGENTLOBBY_PUBLIC_URL") or None,
         env=env,
     )
 

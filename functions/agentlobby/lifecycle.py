@@ -2,6 +2,7 @@
 
     open ──(an agent starts work on a task)──> running ──> succeeded | failed
       └──────────────────(a final reply)─────────────────────┘
+    open | running ──(the user cancels)──> cancelled
 
 - The user API picks the first status: `running` for a task posted where a member works on
   tasks, else `open` (a chat stays open; nothing ends it by itself).
@@ -13,7 +14,11 @@
   since a chat goes on without the agent that failed.
 - A runaway (agents answering each other past the hop or message limit) fails the
   conversation, `open` or `running`, with a reason naming the agents.
-- Agents do no work on a conversation that is over: delivery skips its messages.
+- The user may cancel a conversation that is open or running (the A2A edge's CancelTask): it
+  ends `cancelled`, a status of its own so a client can tell "stopped on request" from
+  "failed"; one that is already over cannot be cancelled.
+- Agents do no work on a conversation that is over: delivery skips its messages. A step that
+  was already running when the conversation ended may still store its reply; it ends nothing.
 """
 
 from __future__ import annotations
@@ -26,9 +31,9 @@ from agentlobby.errors import UnknownConversation
 if TYPE_CHECKING:
     from agentlobby.store.conversations import Conversations
 
-Status = Literal["open", "running", "succeeded", "failed"]
+Status = Literal["open", "running", "succeeded", "failed", "cancelled"]
 FinalStatus = Literal["succeeded", "failed"]
-TERMINAL: frozenset[str] = frozenset({"succeeded", "failed"})
+TERMINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
 
 
 def is_over(status: str) -> bool:
@@ -60,6 +65,12 @@ class Lifecycle:
         """End it with a final reply's status; False when it had already ended."""
         return self._conversations.change_status(
             conversation_id, status, reason, only_from={"open", "running"}
+        )
+
+    def cancel(self, conversation_id: str, reason: str) -> bool:
+        """The user stopped it: open or running -> cancelled; False when it was already over."""
+        return self._conversations.change_status(
+            conversation_id, "cancelled", reason, only_from={"open", "running"}
         )
 
     def stop_runaway(self, conversation_id: str, reason: str) -> None:

@@ -172,15 +172,15 @@ def test_a_posted_cost_budget_is_positive_finite_and_bounded(budget: Any) -> Non
 
 
 def test_a_posted_cost_budget_reaches_the_task() -> None:
-    from agentlobby.api.routes import _content
+    from agentlobby.api.posting import post_content
 
     post = PostMessage.model_validate({"text": "t", "cost_budget": 0.5})
-    content = _content(post, None, lobby_takes_tasks=False)  # the field alone makes a task
+    content = post_content(post, None, lobby_takes_tasks=False)  # the field alone makes a task
     assert isinstance(content, TaskContent) and content.cost_budget == 0.5
     with pytest.raises(InvalidMessage):
-        from agentlobby.api.routes import _parse_body
+        from agentlobby.api.posting import parse_post
 
-        _parse_body(b'{"text": "t", "cost_budget": 0}')
+        parse_post(b'{"text": "t", "cost_budget": 0}')
 
 
 def test_a_view_without_cost_reads_as_zero_and_the_cost_round_trips() -> None:

@@ -1,7 +1,8 @@
 """The layout is the architecture: what each part may import is checked, not hoped for.
 
 - functions/ (the deploy root) never imports the command line or the local stack;
-- only store/ imports Google's SDKs, so every SDK error is translated at one boundary;
+- only store/ imports Google's SDKs, so every SDK error is translated at one boundary (and
+  a2a_edge/wire.py imports protobuf's JSON codec, nothing else of Google's);
 - agents reach the store, the sandbox and their settings only through their context;
 - no module imports another module's private names;
 - the roster of functions is one: main.py's entry points, infra/functions.conf and the agents'
@@ -88,6 +89,10 @@ def test_the_import_blocker_would_catch_a_deploy_root_that_imports_the_cli(
     assert "the deploy root imported agentlobby_cli" in done.stderr
 
 
+# The A2A wire's encoding is protobuf's JSON mapping: a codec, not a Cloud SDK, and one module.
+PROTOBUF_CODEC = LIBRARY / "a2a_edge" / "wire.py"
+
+
 def test_only_the_store_imports_googles_sdks() -> None:
     offenders = [
         f"{path.relative_to(REPO)}: {module}"
@@ -95,6 +100,7 @@ def test_only_the_store_imports_googles_sdks() -> None:
         if "store" not in path.relative_to(LIBRARY).parts
         for module, _names in imported_names(path)
         if module == "google" or module.startswith("google.")
+        if not (path == PROTOBUF_CODEC and module.startswith("google.protobuf."))
     ]
     assert offenders == []
 

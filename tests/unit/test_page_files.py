@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentlobby.api import overview, page, routes
+from agentlobby.api import overview, page, posting, routes
 from agentlobby.api.raw import RawAnswer
 from agentlobby.config import Settings, load_settings
 from tests.support.paths import REPO
@@ -29,7 +29,7 @@ def no_backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"reached a backend with {args!r}: the request was not refused")
 
-    for module in (routes, overview):
+    for module in (posting, overview):
         monkeypatch.setattr(module, "Registry", refuse)
         monkeypatch.setattr(module, "Conversations", refuse)
     monkeypatch.setattr(page, "conversation_events", refuse)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from agentlobby.api import overview, routes
+from agentlobby.api import overview, posting, routes
 from agentlobby.config import Settings, load_settings
 from agentlobby.messages import MAX_ENVELOPE_BYTES, MAX_TEXT_CHARS
 
@@ -33,10 +33,10 @@ def no_backends(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError(f"reached a backend with {args!r}: the request was not refused")
 
-    monkeypatch.setattr(routes, "Registry", refuse)
-    monkeypatch.setattr(routes, "Conversations", refuse)
+    monkeypatch.setattr(posting, "Registry", refuse)  # posting: what routes.py posts with
+    monkeypatch.setattr(posting, "Conversations", refuse)
     monkeypatch.setattr(overview, "Conversations", refuse)  # the conversation reads
-    monkeypatch.setattr(routes.lobbies, "publish", refuse)
+    monkeypatch.setattr(posting.lobbies, "publish", refuse)
     yield
 
 

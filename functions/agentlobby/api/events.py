@@ -59,7 +59,7 @@ def list_events(config: Settings) -> RawAnswer:
     return RawAnswer(_guarded(_list_stream(config)), EVENT_STREAM, headers=HEADERS)
 
 
-def _waiting(changes: Changes, deadline: float) -> Iterator[bytes | set[str]]:
+def waiting(changes: Changes, deadline: float) -> Iterator[bytes | set[str]]:
     """Keepalives while nothing changes, then the ids that changed; ends at the deadline."""
     while (remaining := deadline - time.monotonic()) > 0:
         ids = changes.take(min(KEEPALIVE_S, remaining))
@@ -80,7 +80,7 @@ def _conversation_stream(
         return
     shown = first
     with conversation_changes(config.project, conversation_id) as changes:
-        for item in _waiting(changes, deadline):
+        for item in waiting(changes, deadline):
             if isinstance(item, bytes):
                 yield item
                 continue
@@ -100,7 +100,7 @@ def _list_stream(config: Settings) -> Iterator[bytes]:
     with recent_conversation_changes(config.project, RECENT) as changes:
         changes.take(KEEPALIVE_S)  # the listener's first report: the list as it is now
         yield frame("conversations", conversation_list(config).model_dump(mode="json"))
-        for item in _waiting(changes, deadline):
+        for item in waiting(changes, deadline):
             if isinstance(item, bytes):
                 yield item
                 continue

@@ -6,6 +6,8 @@
     GET  /healthz                     -> 200 (no token needed)
     GET  /openapi.json                -> 200 this API as an OpenAPI 3.1 document (no token needed)
     GET  /, /page/..., /lobbies, /conversations, .../events: the page and its data (api/page.py)
+    GET  /a2a/{lobby}/.well-known/agent-card.json, POST /a2a/{lobby}: each lobby as an A2A
+                                      agent (a2a_edge/, docs/a2a.md)
 
 Every other request needs `Authorization: Bearer <AGENTLOBBY_API_TOKEN>`. With
 `AGENTLOBBY_POST_RATE_LIMIT` set, a token's posts past it in a minute answer 429 with
@@ -17,21 +19,15 @@ misses a message that agents saw. An `Idempotency-Key` header makes a retried po
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import re
-import sys
-import uuid
 from typing import Any
-
-from pydantic import ValidationError
 
 from agentlobby.api import page
 from agentlobby.api.openapi import document
 from agentlobby.api.overview import read_conversation
+from agentlobby.api.posting import parse_post, post_limited, post_message
 from agentlobby.api.raw import RawAnswer
-from agentlobby.api.schema import Posted, PostMessage
 from agentlobby.api.traces import conversation_trace
 from agentlobby.auth import bearer_token, tokens_match
 from agentlobby.config import Settings
@@ -43,27 +39,9 @@ from agentlobby.errors import (
     UnknownConversation,
     UnknownLobby,
 )
-from agentlobby.images import image_size
-from agentlobby.lifecycle import Status, first_status
 from agentlobby.logs import configure
-from agentlobby.messages import (
-    MAX_ENVELOPE_BYTES,
-    MESSAGE_ID,
-    USER_SENDER,
-    Envelope,
-    TaskContent,
-    TaskImage,
-    TextContent,
-    check_lobby_name,
-    check_size,
-    describe_validation_error,
-    new_id,
-    now,
-)
-from agentlobby.store import lobbies
-from agentlobby.store.conversations import Conversations
-from agentlobby.store.registry import Registry
-from agentlobby.tracing import current_traceparent, flush, post_span, setup
+from agentlobby.messages import MESSAGE_ID
+from agentlobby.tracing import flush, setup
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +49,6 @@ Response = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str
 _POST = re.compile(r"^/lobbies/([^/]+)/messages/?$")
 _GET = re.compile(r"^/conversations/([^/]+)/?$")
 _TRACE = re.compile(r"^/conversations/([^/]+)/trace/?$")
-_IDEMPOTENCY = uuid.UUID("1f0e7a52-3c0a-4c1e-8a5e-2b1d0c9f7a44")
 
 
 def handle_request(
@@ -88,13 +65,17 @@ def handle_request(
         return document(), 200
     if (shell := page.shell(method, path)) is not None:  # the page's files hold no data
         return shell
+    if path == "/a2a" or path.startswith("/a2a/"):  # each lobby as an A2A agent: docs/a2a.md
+        from agentlobby.a2a_edge.edge import serve  # the SDK loads only for A2A requests
+
+        return serve(method, path, headers, body, config, _authorized(headers, config))
     if not _authorized(headers, config):
         return {"error": "missing or wrong bearer token: send 'Authorization: Bearer <token>'"}, 401
     try:
         if (answer := page.data(method, path, config)) is not None:
             return answer
         if (match := _POST.match(path)) and method == "POST":
-            if limited := _post_limited(headers, config):
+            if limited := post_limited(headers, config):
                 return limited
             try:
                 return _post(match.group(1), headers, body, config)
@@ -120,26 +101,6 @@ def handle_request(
         return {"error": str(exc)}, 400
 
 
-def _post_limited(headers: dict[str, str], config: Settings) -> Response | None:
-    """A 429 with Retry-After once the token's posts in this window pass the limit."""
-    if config.post_rate_limit is None:
-        return None
-    from agentlobby.rate_limits import post_retry_after
-    from agentlobby.store.rate_limits import RateWindows
-
-    token = bearer_token(headers.get("authorization", "")) or ""
-    wait = post_retry_after(
-        RateWindows(config.project), token, config.post_rate_limit, config.rate_window_s
-    )
-    if wait is None:
-        return None
-    error = (
-        f"too many posts: this token may post {config.post_rate_limit} messages per "
-        f"{config.rate_window_s:g}s (AGENTLOBBY_POST_RATE_LIMIT); retry in {wait}s"
-    )
-    return {"error": error}, 429, {"Retry-After": str(wait)}
-
-
 def _authorized(headers: dict[str, str], config: Settings) -> bool:
     if config.api_token is None:
         return False
@@ -147,148 +108,9 @@ def _authorized(headers: dict[str, str], config: Settings) -> bool:
     return token is not None and tokens_match(token, config.api_token)
 
 
-def _parse_body(body: bytes) -> PostMessage:
-    if len(body) > MAX_ENVELOPE_BYTES:
-        raise PayloadTooLarge(f"body is {len(body)} bytes; the limit is {MAX_ENVELOPE_BYTES}")
-    try:
-        decoded = json.loads(body or b"null")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidMessage(f"body is not valid JSON: {exc}") from exc
-    except ValueError as exc:  # an integer Python will not convert (int_max_str_digits)
-        raise InvalidMessage(
-            f"body has an integer of more than {sys.get_int_max_str_digits()} digits: "
-            "no field takes one (see docs/messages.md for each number's bounds)"
-        ) from exc
-    except RecursionError as exc:
-        raise InvalidMessage("body is nested too deeply: send a flat JSON object") from exc
-    if not isinstance(decoded, dict):
-        raise InvalidMessage('body must be a JSON object like {"text": "hello"}')
-    try:
-        return PostMessage.model_validate(decoded)
-    except ValidationError as exc:
-        raise InvalidMessage(describe_validation_error(exc, "message")) from exc
-
-
-def _task_image(post: PostMessage) -> TaskImage | None:
-    if post.image is None:
-        return None
-    try:
-        image = TaskImage.model_validate(
-            {"mime_type": post.image.mime_type, "data": post.image.data_base64}
-        )
-    except ValidationError as exc:
-        raise InvalidMessage(describe_validation_error(exc, "image")) from exc
-    try:  # strictly: a lenient decoder drops what is not base64 and takes "é" as no image
-        base64.b64decode(post.image.data_base64, validate=True)
-    except ValueError as exc:  # binascii.Error, or a non-ASCII character
-        raise InvalidMessage(
-            f"invalid image: data: Base64 decoding error: {exc}; "
-            "send only A-Z, a-z, 0-9, '+' and '/', with '=' padding"
-        ) from exc
-    try:
-        image_size(image.mime_type, image.data)
-    except ValueError as exc:
-        raise InvalidMessage(f"invalid image: {exc}") from exc
-    return image
-
-
-def _content(
-    post: PostMessage, image: TaskImage | None, lobby_takes_tasks: bool
-) -> TextContent | TaskContent:
-    """A task where a member works on tasks (the coding lobby) or task fields are given."""
-    task_fields = (post.tests, post.image, post.max_rounds, post.token_budget, post.cost_budget)
-    if not lobby_takes_tasks and all(value is None for value in task_fields):
-        return TextContent(text=post.text)
-    return TaskContent(
-        text=post.text,
-        tests=post.tests,
-        image=image,
-        max_rounds=post.max_rounds,
-        token_budget=post.token_budget,
-        cost_budget=post.cost_budget,
-    )
-
-
 def _post(lobby: str, headers: dict[str, str], body: bytes, config: Settings) -> Response:
-    try:
-        check_lobby_name(lobby)
-    except ValueError as exc:
-        raise InvalidMessage(str(exc)) from exc
-    post = _parse_body(body)
-    image = _task_image(post)  # everything is validated before the first read
-    _check_lobby(config.project, lobby)
-    takes_tasks = _lobby_takes_tasks(config.project, lobby)
-    content = _content(post, image, takes_tasks)
-    key = headers.get("idempotency-key")
-    conversation_id = post.conversation_id or (
-        conversation_id_for_key(lobby, key) if key else new_id()
-    )
-    # The key is scoped to its conversation: agents remember deliveries by message id across
-    # conversations, so the same key in two conversations must not make the same id.
-    message_id = (
-        uuid.uuid5(_IDEMPOTENCY, f"{lobby}/{conversation_id}/{key}").hex if key else new_id()
-    )
-    envelope = check_size(
-        Envelope(
-            id=message_id,
-            conversation_id=conversation_id,
-            lobby=lobby,
-            sender=USER_SENDER,
-            content=content,
-            created_at=now(),
-        )
-    )
-    conversations = Conversations(config.project)
-    status: Status = first_status(isinstance(content, TaskContent), takes_tasks)
-    existing = None
-    if post.conversation_id is not None:
-        existing = conversations.get(post.conversation_id)  # UnknownConversation: a 404
-        if existing.lobby != lobby:
-            raise InvalidMessage(
-                f"conversation {existing.id} is in lobby {existing.lobby!r}, not {lobby!r}: "
-                f"post to /lobbies/{existing.lobby}/messages"
-            )
-    # A new conversation starts a trace; a later post joins the trace its first post started.
-    with post_span(lobby, envelope, existing.traceparent if existing else None):
-        envelope = envelope.model_copy(update={"traceparent": current_traceparent()})
-        if existing is not None:
-            stored, _ = conversations.record(envelope)
-        else:  # a new conversation, or the retry of a post with an Idempotency-Key that opened one
-            stored = conversations.start(envelope, status)
-        if stored.content != envelope.content:
-            raise InvalidMessage(
-                f"Idempotency-Key {key!r} was already used for a different message in "
-                f"conversation {conversation_id}: a retry must send the same body; use a new "
-                "key for a new message"
-            )
-        lobbies.publish(config.project, stored)
-    return Posted(conversation_id=stored.conversation_id, message_id=stored.id).model_dump(), 202
-
-
-def conversation_id_for_key(lobby: str, key: str) -> str:
-    """The conversation a post with this Idempotency-Key (and no conversation_id) opens: the
-    same for every retry, so a client can know it before it posts."""
-    return uuid.uuid5(_IDEMPOTENCY, f"conversation/{lobby}/{key}").hex
-
-
-_known_lobbies: set[tuple[str, str]] = set()
-
-
-def _check_lobby(project: str, lobby: str) -> None:
-    """UnknownLobby unless the registry has it; lobbies are never removed, so found is cached."""
-    if (project, lobby) not in _known_lobbies:
-        Registry(project).lobby(lobby)
-        _known_lobbies.add((project, lobby))
-
-
-def _lobby_takes_tasks(project: str, lobby: str) -> bool:
-    """Whether a member listens to tasks, read per post: agents enter and leave at runtime, and
-    the change takes effect at once (a cached answer would keep a left lobby's posts running)."""
-    registry = Registry(project)
-    # A membership left behind by a removed agent names no agent: it takes nothing.
-    return any(
-        "task" in agent.listens_to for agent in registry.agents_named(registry.members(lobby))
-    )
+    posted = post_message(lobby, parse_post(body), headers.get("idempotency-key"), config)
+    return posted.model_dump(), 202
 
 
 def _get(conversation_id: str, config: Settings) -> Response:

@@ -9,7 +9,7 @@ import { Unauthorized, follow, getJson, postJson, token } from "./api.js";
 
 hljs.registerLanguage("python", python);
 
-const OVER = new Set(["succeeded", "failed"]);
+const OVER = new Set(["succeeded", "failed", "cancelled"]);
 
 export function usd(value) {
   return `$${value.toFixed(6)}`;
