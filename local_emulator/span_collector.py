@@ -142,18 +142,23 @@ class SpanCollector:
 
 
 def read_spans(path: Path, trace_id: str) -> list[dict[str, Any]]:
-    """The spans of one trace in a spans file, in start order."""
+    """The spans of one trace in a spans file, in start order. A line that is not a span (torn
+    by a collector stopped mid-write, then appended to) is skipped, not fatal to the trace."""
     found = []
     try:
-        with path.open() as lines:
+        with path.open(errors="replace") as lines:
             for line in lines:
-                if trace_id in line:
+                if trace_id not in line:
+                    continue
+                try:
                     span = json.loads(line)
                     if span.get("trace_id") == trace_id:
-                        found.append(span)
+                        found.append((int(span["start_unix_nano"]), span))
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    log.warning("skipped a line of %s that is not a span", path)
     except FileNotFoundError:
         return []
-    return sorted(found, key=lambda span: int(span["start_unix_nano"]))
+    return [span for _, span in sorted(found, key=lambda pair: pair[0])]
 
 
 class TooLarge(ValueError):

@@ -104,3 +104,20 @@ def test_a_compressed_export_within_the_limit_is_taken(collector: SpanCollector)
     provider.shutdown()
     trace_id = f"{span.get_span_context().trace_id:032x}"
     assert [s["name"] for s in read_spans(collector.path, trace_id)] == ["zipped"]
+
+
+def test_a_torn_line_in_the_spans_file_is_skipped_not_fatal_to_the_trace(tmp_path: Path) -> None:
+    """A collector stopped half-way through a write leaves a torn line, and the next run
+    appends after it: the spans that can be read are answered, the torn one skipped."""
+    trace_id = "ab" * 16
+    whole = {"trace_id": trace_id, "span_id": "1" * 16, "start_unix_nano": 5, "name": "kept"}
+    path = tmp_path / "spans.jsonl"
+    path.write_text(
+        json.dumps({**whole, "name": "torn"})[:60]
+        + json.dumps(whole)
+        + "\n"
+        + f'{{"trace_id": "{trace_id}", "start_unix_nano": "x"}}\n'
+        + json.dumps(whole)
+        + "\n"
+    )
+    assert [span["name"] for span in read_spans(path, trace_id)] == ["kept"]
