@@ -81,7 +81,8 @@ def readable(line: LogLine) -> str:
     if trace:
         fields.append(f"trace {trace.rsplit('/', 1)[-1]}")
     tail = f"  ({', '.join(fields)})" if fields else ""
-    text = f"{clock} {who:<12} {record.get('severity', '?'):<7} {record['message']}{tail}"
+    severity = str(record.get("severity", "?"))  # any JSON: a stray line's is not a string
+    text = f"{clock} {who:<12} {severity:<7} {record['message']}{tail}"
     shown = escaped(text)
     stack = record.get("stack_trace")
     if stack:

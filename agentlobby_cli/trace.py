@@ -7,6 +7,7 @@ line of its own, marked, beside the delivery it repeats.
 
 from __future__ import annotations
 
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Mapping
@@ -63,7 +64,7 @@ def describe(span: SpanView) -> str:
     if tokens_in is not None or tokens_out is not None:
         parts.append(f"{tokens_in or 0}+{tokens_out or 0} tokens")
     cost = attributes.get("agentlobby.cost_usd")
-    if isinstance(cost, int | float):
+    if isinstance(cost, int | float) and 0 <= cost < math.inf:  # a foreign span's may be -1
         parts.append(usd(cost))
     if "agentlobby.sandbox.exit_code" in attributes:
         parts.append(sandbox_outcome(attributes))

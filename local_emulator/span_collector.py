@@ -9,7 +9,6 @@ collector can take the functions' spans instead: set OTEL_EXPORTER_OTLP_ENDPOINT
 
 from __future__ import annotations
 
-import gzip
 import json
 import logging
 import re
@@ -122,11 +121,12 @@ class SpanCollector:
         try:
             length = int(request.headers.get("Content-Length") or 0)
             if not 0 <= length <= MAX_BODY_BYTES:
-                raise ValueError(f"a body of {length} bytes is not taken")
+                raise TooLarge(f"a body of {length} bytes is not taken")
             body = _decoded(request.rfile.read(length), request.headers.get("Content-Encoding"))
             spans = spans_of_request(body)
         except (ValueError, OSError, zlib.error) as exc:
-            return _reply(request, 400, json.dumps({"error": str(exc)}).encode())
+            status = 413 if isinstance(exc, TooLarge) else 400
+            return _reply(request, status, json.dumps({"error": str(exc)}).encode())
         lines = "".join(json.dumps(span) + "\n" for span in spans)
         with self._lock, self.path.open("a") as out:
             out.write(lines)
@@ -142,26 +142,42 @@ class SpanCollector:
 
 
 def read_spans(path: Path, trace_id: str) -> list[dict[str, Any]]:
-    """The spans of one trace in a spans file, in start order."""
+    """The spans of one trace in a spans file, in start order. A line that is not a span (torn
+    by a collector stopped mid-write, then appended to) is skipped, not fatal to the trace."""
     found = []
     try:
-        with path.open() as lines:
+        with path.open(errors="replace") as lines:
             for line in lines:
-                if trace_id in line:
+                if trace_id not in line:
+                    continue
+                try:
                     span = json.loads(line)
                     if span.get("trace_id") == trace_id:
-                        found.append(span)
+                        found.append((int(span["start_unix_nano"]), span))
+                except (ValueError, TypeError, KeyError, AttributeError):
+                    log.warning("skipped a line of %s that is not a span", path)
     except FileNotFoundError:
         return []
-    return sorted(found, key=lambda span: int(span["start_unix_nano"]))
+    return [span for _, span in sorted(found, key=lambda pair: pair[0])]
+
+
+class TooLarge(ValueError):
+    """A body, or what it inflates to, past MAX_BODY_BYTES: answered 413."""
 
 
 def _decoded(body: bytes, encoding: str | None) -> bytes:
-    if encoding == "gzip":
-        return gzip.decompress(body)
-    if encoding == "deflate":
-        return zlib.decompress(body)
-    return body
+    """The body inflated, never past MAX_BODY_BYTES: a few compressed kilobytes may inflate
+    to gigabytes (a gzip bomb), so it is inflated in bounded steps, not whole."""
+    if encoding not in ("gzip", "deflate"):
+        return body
+    # 16 + MAX_WBITS: a gzip header and trailer; MAX_WBITS: a zlib one (what "deflate" sends)
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS if encoding == "gzip" else zlib.MAX_WBITS)
+    inflated = inflater.decompress(body, MAX_BODY_BYTES + 1)
+    if len(inflated) > MAX_BODY_BYTES:
+        raise TooLarge(f"the body inflates to more than {MAX_BODY_BYTES} bytes: not taken")
+    if not inflater.eof:
+        raise ValueError(f"the {encoding} body is cut short")
+    return inflated
 
 
 def _reply(

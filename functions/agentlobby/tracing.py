@@ -20,8 +20,9 @@ import contextlib
 import functools
 import logging
 import re
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, cast
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -31,7 +32,8 @@ from agentlobby.errors import ConfigError
 from agentlobby.messages import TRACEPARENT_PATTERN, Envelope, Usage
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace.export import SpanExporter
+    from opentelemetry.sdk.trace import ReadableSpan
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
     from opentelemetry.util.types import AttributeValue
 
     from agentlobby.config import Settings
@@ -44,6 +46,8 @@ _VALID_TRACEPARENT = re.compile(TRACEPARENT_PATTERN)
 EXPORTERS = ("otlp", "otlp_proto_http", "gcp_trace", "console", "none")
 _PROPAGATOR = TraceContextTextMapPropagator()
 _provider: object | None = None
+_watched: list[_Watched] = []
+RETRY_AFTER_S = 30.0  # after a failed export, flush() does not wait for this long
 
 
 def exporter_name(env: Mapping[str, str]) -> str:
@@ -84,9 +88,12 @@ def setup(config: Settings, service: str) -> None:
         }
     )
     provider = TracerProvider(resource=resource)
-    provider.add_span_processor(BatchSpanProcessor(_exporter(exporter_name(config.env))))
+    exporter = _Watched(_exporter(exporter_name(config.env)))
+    # duck-typed: subclassing SpanExporter would import the SDK even when tracing is off
+    provider.add_span_processor(BatchSpanProcessor(cast("SpanExporter", exporter)))
     trace.set_tracer_provider(provider)
     _provider = provider
+    _watched.append(exporter)
     log.info("tracing on: spans go to %s", exporter_name(config.env))
 
 
@@ -105,9 +112,49 @@ def _exporter(name: str) -> SpanExporter:
 
 
 def flush() -> None:
-    """Send what this request recorded before answering (no-op when tracing is off)."""
-    if _provider is not None:
+    """Send what this request recorded before answering (no-op when tracing is off). While
+    the exporter is failing, requests do not wait for it: the processor's own thread goes on
+    trying in the background, and the first export that succeeds makes flush() wait again."""
+    if _provider is not None and not any(w.failing() for w in _watched):
         _provider.force_flush(timeout_millis=5_000)  # type: ignore[attr-defined]
+
+
+class _Watched:
+    """An exporter that remembers whether its last export failed. The SDK's force_flush
+    exports in the caller's thread and ignores its timeout, and the OTLP exporter retries for
+    up to 10 s: with the collector down, every delivery and post would wait that long."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self._inner = inner
+        self._failed_at: float | None = None
+
+    def failing(self) -> bool:
+        return self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_S
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        try:
+            result = self._inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            self._failed_at = None
+        elif self._failed_at is None:
+            log.warning(
+                "spans could not be exported: requests stop waiting for the exporter and it "
+                "goes on trying in the background (check OTEL_EXPORTER_OTLP_ENDPOINT)"
+            )
+            self._failed_at = time.monotonic()
+        else:
+            self._failed_at = time.monotonic()
+        return result
+
+    def shutdown(self) -> None:
+        self._inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self._inner.force_flush(timeout_millis)
 
 
 @functools.cache

@@ -89,3 +89,16 @@ def test_a_stack_trace_is_indented_under_its_line() -> None:
     first, *rest = readable(parsed).splitlines()
     assert "user/coder" in first
     assert rest == ["    Trace", "      x"]
+
+
+def test_a_line_whose_fields_are_not_strings_is_shown_not_a_traceback() -> None:
+    """Any process writing to a function's output can leave a JSON line of its own: a field
+    of the wrong type is shown as it is, and the command goes on."""
+    for odd in ({}, ["ERROR"], None, 3, {"level": "x"}):
+        parsed = parse_line(
+            "coder", line("2025-01-01T03:04:05.123456Z", "odd", severity=odd, agent=odd).strip()
+        )
+        assert parsed is not None
+        shown = readable(parsed)
+        assert "odd" in shown
+        assert "\n" not in shown

@@ -7,7 +7,7 @@ import pytest
 from opentelemetry import trace
 from pydantic import ValidationError
 
-from agentlobby.api.traces import SpanView, TraceView
+from agentlobby.api.traces import SpanView, TraceView, span_views
 from agentlobby.config import load_settings
 from agentlobby.errors import ConfigError
 from agentlobby.messages import USER_SENDER, Envelope, TextContent, new_id, now
@@ -143,3 +143,37 @@ def test_a_model_call_line_shows_its_tokens_and_a_sandbox_run_its_outcome() -> N
     )
     assert describe(call) == "chat m  [coder]  2 ms  40+12 tokens"
     assert describe(run) == "sandbox run  [coder]  2 ms  timed out"
+
+
+@pytest.mark.parametrize("cost", [-0.5, float("nan"), float("inf")])
+def test_a_cost_no_price_table_gives_is_not_a_traceback(cost: float) -> None:
+    """Spans come from whatever reached the collector: a cost attribute that is negative or
+    not a number is left out of the line, not a crash of `agentlobby trace`."""
+    shown = describe(_span("1" * 16, None, "chat m", 0, **{"agentlobby.cost_usd": cost}))
+    assert shown == "chat m  [coder]  2 ms"
+
+
+def test_spans_that_are_not_ours_are_left_out_of_the_trace_view() -> None:
+    """Anything on loopback may export to the collector under the conversation's trace id:
+    what does not read as a span (a short span id, an agent that is not a name, no name at
+    all) is skipped, so GET /conversations/{id}/trace answers the rest instead of a 500."""
+    good = {
+        "trace_id": "a" * 32,
+        "span_id": "1" * 16,
+        "parent_id": None,
+        "name": "coder handles spec",
+        "service": "coder",
+        "start_unix_nano": 1,
+        "end_unix_nano": 2,
+        "status": "ok",
+        "attributes": {"agentlobby.agent": "coder"},
+    }
+    foreign = [
+        {**good, "span_id": "abcd"},
+        {**good, "attributes": {"agentlobby.agent": 7}},
+        {**good, "attributes": {"nested": {"a": 1}}},
+        {**good, "start_unix_nano": "soon"},
+        {key: value for key, value in good.items() if key != "name"},
+        "not a span",
+    ]
+    assert [view.name for view in span_views([*foreign, good])] == ["coder handles spec"]

@@ -9,17 +9,20 @@ Trace: the answer has the trace id and no spans, and `where` says where to look.
 from __future__ import annotations
 
 import json
+import logging
 import urllib.error
 import urllib.request
 from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from agentlobby.config import Settings
 from agentlobby.errors import BackendUnavailable
 from agentlobby.messages import Identifier, Wire
 from agentlobby.store.conversations import Conversations
 from agentlobby.tracing import trace_id_of
+
+log = logging.getLogger(__name__)
 
 QUERY_TIMEOUT_S = 5.0
 AttributeValue = str | int | float | bool | list[Any] | None
@@ -60,7 +63,7 @@ def conversation_trace(conversation_id: str, config: Settings) -> TraceView:
     if not query_url:
         where = f"Cloud Trace (or your OTLP collector): look up trace {trace_id}"
         return TraceView(conversation_id=conversation_id, trace_id=trace_id, spans=[], where=where)
-    spans = [_span_view(span) for span in _query(query_url, trace_id)]
+    spans = span_views(_query(query_url, trace_id))
     return TraceView(
         conversation_id=conversation_id, trace_id=trace_id, spans=spans, where=query_url
     )
@@ -76,6 +79,18 @@ def _query(query_url: str, trace_id: str) -> list[dict[str, Any]]:
         raise BackendUnavailable(
             f"the span collector at {query_url} did not answer: {exc}"
         ) from exc
+
+
+def span_views(spans: list[Any]) -> list[SpanView]:
+    """The collector's spans as views; one that does not read as a span is skipped: anything
+    on loopback may export spans under a conversation's trace id, and the rest still shows."""
+    views = []
+    for span in spans:
+        try:
+            views.append(_span_view(span))
+        except (ValidationError, KeyError, TypeError, ValueError, AttributeError):
+            log.warning("a span in the collector is not one of ours: skipped")
+    return views
 
 
 def _span_view(span: dict[str, Any]) -> SpanView:
