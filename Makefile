@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PY_DIRS := functions agentlobby_cli local_emulator tests bench stress
+PY_DIRS := functions agentlobby_cli agentlobby_testing local_emulator tests bench stress
 
 .PHONY: install prereqs demo test test-fast lint bench stress stress-short up clean chromium page-vendor
 
@@ -29,7 +29,7 @@ test-fast: install
 lint: install
 	$(BIN)/ruff check $(PY_DIRS)
 	$(BIN)/ruff format --check $(PY_DIRS)
-	$(BIN)/mypy functions/agentlobby agentlobby_cli local_emulator stress
+	$(BIN)/mypy functions/agentlobby agentlobby_cli agentlobby_testing local_emulator stress
 	$(BIN)/shellcheck -x infra/*.sh
 
 bench: install

@@ -140,6 +140,18 @@ def follow_conversation(
     return ending.code
 
 
+def settle(
+    client: UserClient, project: str, conversation_id: str, timeout_s: float, quiet_s: float
+) -> tuple[ConversationView, Ending]:
+    """Follow as `send --wait` does, printing nothing (the pytest plugin's wait): until the
+    conversation is over, or a chat has had a reply and then `quiet_s` of quiet, or the
+    timeout. Returns the last state and how it ended."""
+    state, printer, why = _follow(
+        client, project, conversation_id, timeout_s, quiet_s, None, out=lambda _line: None
+    )
+    return state, _ending(state, printer, why, timeout_s, quiet_s)
+
+
 def _follow(
     client: UserClient,
     project: str,
@@ -148,12 +160,13 @@ def _follow(
     quiet_s: float | None,
     after_id: str | None,
     watch: Watch | None = None,
+    out: Callable[[str], None] | None = None,
 ) -> tuple[ConversationView, ConversationPrinter, str]:
     """Returns the last state read, the printer, and why it stopped: over, timeout or quiet."""
     started = time.monotonic()
     deadline = None if timeout_s is None else started + timeout_s
     first = client.conversation(conversation_id)
-    printer = ConversationPrinter(conversation_id, watch.live.message if watch else None)
+    printer = ConversationPrinter(conversation_id, watch.live.message if watch else out)
     with LobbyTail(project, first.lobby) as tail:
         state = client.conversation(conversation_id)
         skipping = after_id is not None and any(m.id == after_id for m in state.messages)

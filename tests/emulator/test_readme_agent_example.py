@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 from local_emulator.stack import FUNCTIONS_DIR, Stack
-from tests.support.paths import REPO
+from tests.support.readme import agent_example
 from tests.support.user import JsonUser
 from tests.support.waiting import wait_for
 
 
-def readme_blocks() -> tuple[str, str]:
-    """The agent module and the main.py entry point, as the README shows them."""
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("## Your own agent", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```python\n(.*?)```", section, re.DOTALL)
-    assert len(blocks) == 2, "the README's example should have two python blocks"
-    return blocks[0], blocks[1]
-
-
 def test_readme_agent_runs_in_a_lobby(tmp_path: Path) -> None:
-    module, entry = readme_blocks()
+    example = agent_example()
+    module, entry = example.module, example.entry
     functions = tmp_path / "functions"
     shutil.copytree(FUNCTIONS_DIR, functions, ignore=shutil.ignore_patterns("__pycache__"))
     (functions / "my_agents").mkdir()

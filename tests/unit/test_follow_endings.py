@@ -221,3 +221,18 @@ def test_watching_a_chat_without_a_timeout_says_how_it_stops(
         f"conversation {CID} is open: a chat never ends by itself, so this prints its messages "
         "until Ctrl-C (or pass --timeout SECONDS)\n"
     )
+
+
+def test_settling_prints_nothing_and_returns_the_state_and_the_ending(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The pytest plugin's wait: the same stops as `send --wait`, silently."""
+    answered = Timeline((0, view("open", HELLO)), (0.2, view("open", HELLO, ECHO)))
+    state, ending = follow.settle(answered, "p", CID, 10, 0.1)  # type: ignore[arg-type]
+    assert [m.sender for m in state.messages] == ["user", "echo"]
+    assert ending.code == follow.EXIT_SUCCEEDED
+    silent = Timeline((0, view("open", HELLO)))
+    _state, ending = follow.settle(silent, "p", CID, 0.3, 0.1)  # type: ignore[arg-type]
+    assert ending.code == follow.EXIT_TIMEOUT
+    assert ending.summary.startswith(f"no reply in conversation {CID}")
+    assert capsys.readouterr() == ("", "")

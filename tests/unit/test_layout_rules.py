@@ -123,7 +123,9 @@ def test_agents_reach_the_store_sandbox_and_settings_only_through_their_context(
 
 
 @pytest.mark.parametrize(
-    "folder", [LIBRARY, REPO / "agentlobby_cli", REPO / "local_emulator"], ids=lambda p: p.name
+    "folder",
+    [LIBRARY, REPO / "agentlobby_cli", REPO / "agentlobby_testing", REPO / "local_emulator"],
+    ids=lambda p: p.name,
 )
 def test_no_module_imports_another_modules_private_names(folder: Path) -> None:
     offenders = [
