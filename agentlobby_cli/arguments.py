@@ -290,6 +290,21 @@ def url(value: str) -> str:
     return value
 
 
+def a2a_url(value: str) -> str:
+    """`--a2a URL`: an http(s) URL without credentials in it (the registry is readable by
+    every function) and without a fragment."""
+    from urllib.parse import urlsplit
+
+    checked = url(value)
+    parts = urlsplit(checked)
+    if parts.username is not None or parts.password is not None or parts.fragment:
+        raise argparse.ArgumentTypeError(
+            f"{shown(value)} must not carry a user, a password or a #fragment: give the A2A "
+            "agent's base URL, e.g. http://127.0.0.1:9999"
+        )
+    return checked
+
+
 def host(value: str) -> str:
     if not HOST.fullmatch(value):
         raise argparse.ArgumentTypeError(

@@ -140,6 +140,13 @@ def cmd_agents(args: argparse.Namespace) -> int:
     if args.action == "register" and (not args.name or not args.endpoint):
         say_error("agents register", "give NAME and --endpoint URL")
         return EXIT_USAGE
+    if args.action == "add-remote":
+        from agentlobby_cli.remote import add_remote
+
+        if not args.name or not args.a2a or args.setting:
+            say_error("agents add-remote", "give NAME and --a2a URL (and --lobby LOBBY)")
+            return EXIT_USAGE
+        return add_remote(args, _connect(args))
     settings = _settings(args)
     registry = Registry(settings.project)
     if args.action == "set":
@@ -187,6 +194,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
             "description": a.description,
             "listens_to": list(a.listens_to),
             "settings": settings_in_force(a, limits),
+            "a2a_url": a.a2a_url,
         }
         for a in registry.agents()
     ]
@@ -195,7 +203,8 @@ def cmd_agents(args: argparse.Namespace) -> int:
     else:
         for row in rows:
             where = ", ".join(row["lobbies"]) or "(no lobby)"
-            print(f"{row['name']:<14} {where:<20} {row['endpoint']}")
+            target = f"A2A {row['a2a_url']}" if row["a2a_url"] else row["endpoint"]
+            print(f"{row['name']:<14} {where:<20} {target}")
             for setting in row["settings"]:
                 print(f"  {setting['name']} = {setting['value']}  ({setting['source']})")
         for posts in (r for r in limits if r.what == "posts"):
@@ -451,13 +460,15 @@ def build_parser() -> Parser:
     agents = sub.add_parser(
         "agents",
         parents=[client],
-        help="list agents; `agents register NAME --endpoint URL`; `agents set NAME KEY=VALUE`",
+        help="list agents; `agents register NAME --endpoint URL`; `agents set NAME KEY=VALUE`; "
+        "`agents add-remote NAME --a2a URL --lobby LOBBY`",
     )
     agents.add_argument(
         "action",
         nargs="?",
-        choices=["register", "set"],
-        help="register an agent, or change one of its settings",
+        choices=["register", "set", "add-remote"],
+        help="register an agent, change one of its settings, or make a remote A2A agent a "
+        "member (docs/a2a-remote.md)",
     )
     agents.add_argument(
         "name", nargs="?", type=check.agent_name, help="the agent's name (its entry point)"
@@ -471,13 +482,30 @@ def build_parser() -> Parser:
         "--listens-to",
         type=check.kinds,
         metavar="KIND,KIND",
-        help="with register: the message kinds it handles (default: what its AGENT in "
-        "functions/main.py declares)",
+        help="with register or add-remote: the message kinds it handles (default: what its "
+        "AGENT in functions/main.py declares; text for a remote agent)",
     )
     agents.add_argument(
         "--push-auth-service-account",
         type=check.service_account,
         help="service account whose OIDC token authenticates pushes (cloud)",
+    )
+    agents.add_argument(
+        "--a2a", type=check.a2a_url, metavar="URL", help="with add-remote: the A2A agent's URL"
+    )
+    agents.add_argument(
+        "--lobby",
+        type=check.lobby_name,
+        action="append",
+        metavar="LOBBY",
+        help="with add-remote: a lobby it joins (repeat for more)",
+    )
+    agents.add_argument(
+        "--function-url",
+        type=check.url,
+        metavar="URL",
+        help="with add-remote: the deployed `remote` function's URL (default: "
+        "AGENTLOBBY_REMOTE_URL, else the local stack's)",
     )
     agents.add_argument("--json", action="store_true", help="print JSON")
     agents.set_defaults(func=cmd_agents)

@@ -15,6 +15,7 @@ from agentlobby.api.flask_app import json_errors, respond
 from agentlobby.api.routes import handle_request
 from agentlobby.delivery.dead_letters import record_dead_lettered
 from agentlobby.delivery.pipeline import deliver
+from agentlobby.delivery.remote import deliver_remote
 from agentlobby.delivery.sweeper import handle_sweep
 from agentlobby.sandbox.service import handle_run
 
@@ -68,3 +69,9 @@ def interpreter(event: CloudEvent) -> None:
 @functions_framework.cloud_event
 def checker(event: CloudEvent) -> None:
     deliver(event, "agentlobby.agents.checker")
+
+
+@functions_framework.cloud_event
+def remote(event: CloudEvent) -> None:
+    """Every remote A2A member (`agentlobby agents add-remote`): the push path names which."""
+    deliver_remote(event, flask.request.path)

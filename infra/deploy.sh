@@ -431,7 +431,8 @@ grant_invokers() {
   invoker="serviceAccount:$(account_email invoker)"
   scheduler="serviceAccount:$(account_email scheduler)"
   for ((i = 0; i < FN_COUNT; i++)); do
-    if [[ -n $(topics_of "$i") ]]; then
+    # `remote` is pushed from the lobbies its members join at run time (agents add-remote).
+    if [[ -n $(topics_of "$i") || ${FN_NAME[$i]} == remote ]]; then
       retry run gcloud run services add-iam-policy-binding "${FN_NAME[$i]}" \
         --region="$REGION" --member="$invoker" --role=roles/run.invoker --format=none \
         --project="$PROJECT"

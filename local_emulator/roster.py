@@ -1,8 +1,9 @@
 """The roster of functions: functions/main.py's entry points, the one place they are declared.
 
 Every `@functions_framework.cloud_event` entry that calls `deliver(event, "<module>")` is a lobby
-agent, `dead_letters` takes the dead-letter topic, and each `http` entry is an HTTP function
-(the user agent, the sandbox). main.py is read, not imported, so the stack does not load
+agent, one that calls `deliver_remote` serves the remote A2A members (registered at run time),
+`dead_letters` takes the dead-letter topic, and each `http` entry is an HTTP function (the user
+agent, the sandbox). main.py is read, not imported, so the stack does not load
 every agent to start. infra/functions.conf deploys the same roster; a test holds the two, and
 each agent module's AGENT.name, in agreement.
 """
@@ -18,12 +19,13 @@ from pathlib import Path
 from agentlobby.agents import AgentSpec
 
 DEAD_LETTER_TARGET = "dead_letters"
+REMOTE_DELIVERY = "deliver_remote"
 
 
 @dataclass(frozen=True)
 class FunctionTarget:
     name: str
-    kind: str  # "http", "agent" or "dead-letter"
+    kind: str  # "http", "agent", "remote" or "dead-letter"
     module: str | None = None
 
 
@@ -41,9 +43,18 @@ def discover_targets(main_py: Path) -> list[FunctionTarget]:
             module = _delivered_module(node)
             if module:
                 targets.append(FunctionTarget(node.name, "agent", module))
+            elif _calls(node, REMOTE_DELIVERY):
+                targets.append(FunctionTarget(node.name, "remote"))
             elif node.name == DEAD_LETTER_TARGET:
                 targets.append(FunctionTarget(node.name, "dead-letter"))
     return targets
+
+
+def _calls(node: ast.FunctionDef, function: str) -> bool:
+    return any(
+        isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and call.func.id == function
+        for call in ast.walk(node)
+    )
 
 
 def _delivered_module(node: ast.FunctionDef) -> str | None:

@@ -194,6 +194,7 @@ class Stack:
             pid=os.getpid(),
             log_dir=str(self.log_dir),
             trace_url=self.span_collector.url if self.span_collector else None,
+            remote_url=next((self.url(t.name) for t in self.targets if t.kind == "remote"), None),
         )
         return self.info
 

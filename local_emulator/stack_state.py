@@ -62,6 +62,7 @@ class StackInfo:
     started_at: float | None = None
     model: str | None = None  # what answers the agents, in words
     trace_url: str | None = None  # the stack's span collector, when it runs with tracing
+    remote_url: str | None = None  # the function of remote A2A members (agents add-remote)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -14,10 +14,12 @@
     │   │   └── CostBudgetSpent     a model call would go past the conversation's cost budget
     │   ├── ApiError                the user API refused a request (the CLI's HTTP client)
     │   ├── ModelOutputError        the model kept answering without what was asked for
-    │   └── ModelRejected           the model API refused the request (4xx other than 429)
+    │   ├── ModelRejected           the model API refused the request (4xx other than 429)
+    │   └── RemoteAgentRejected     a remote A2A agent refused the request (a protocol error)
     ├── TransientError              the world is briefly unavailable: raise so Pub/Sub redelivers
     │   ├── BackendUnavailable      Pub/Sub, Firestore or a function server did not answer
-    │   └── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
+    │   ├── ModelUnavailable        the model API answered 429/5xx or timed out, after retries
+    │   └── RemoteAgentUnavailable  a remote A2A agent timed out, was down or answered 5xx
     └── ConfigError                 a setting is missing or malformed: the operator must fix it
         ├── StackNotFound           no running local stack and no variables that point at one
         └── SandboxUnavailable      no isolation level that was asked for works on this machine
@@ -42,6 +44,8 @@ __all__ = [
     "ModelUnavailable",
     "PayloadTooLarge",
     "PermanentError",
+    "RemoteAgentRejected",
+    "RemoteAgentUnavailable",
     "RunawayConversation",
     "SandboxUnavailable",
     "StackNotFound",
@@ -130,6 +134,11 @@ class ModelRejected(PermanentError):
     """The model API refused the request itself (bad key, unknown model, no scripted reply)."""
 
 
+class RemoteAgentRejected(PermanentError):
+    """A remote A2A agent refused the request itself (invalid params, unsupported, a 4xx):
+    sending the same message again cannot succeed."""
+
+
 class TransientError(AgentlobbyError):
     """A dependency is briefly unavailable; the same input may succeed later."""
 
@@ -140,6 +149,11 @@ class BackendUnavailable(TransientError):
 
 class ModelUnavailable(TransientError):
     """The model API kept answering 429/5xx or timing out after the retries."""
+
+
+class RemoteAgentUnavailable(TransientError):
+    """A remote A2A agent timed out, refused the connection or answered 5xx, after the
+    in-process tries: the redelivery tries again."""
 
 
 class ConfigError(AgentlobbyError):

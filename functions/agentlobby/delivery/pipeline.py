@@ -65,10 +65,15 @@ def load_agent(module_path: str) -> AgentSpec:
 
 def deliver(event: Any, agent_module: str) -> None:
     """Entry for every lobby agent: `event` is the CloudEvent functions-framework made."""
+    deliver_as(event, load_agent(agent_module))
+
+
+def deliver_as(event: Any, spec: AgentSpec, service: str | None = None) -> None:
+    """Deliver to an agent made at run time (a remote member, delivery/remote.py); `service`
+    names the function in traces when it serves more than one agent."""
     config = settings()
     configure(config.log_level)
-    spec = load_agent(agent_module)
-    setup(config, spec.name)
+    setup(config, service or spec.name)
     try:
         pushed = read_push(event.get("source"), str(event.get("id") or ""), event.data)
     except InvalidMessage as exc:

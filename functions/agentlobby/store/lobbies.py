@@ -47,6 +47,12 @@ def push_endpoint(agent_endpoint: str, project: str, lobby: str) -> str:
     return f"{agent_endpoint.rstrip('/')}/{topic_path(project, lobby)}"
 
 
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL: what Cloud Run takes as a token's audience."""
+    scheme, _sep, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 def ensure_topic(project: str, name: str) -> bool:
     """Create the topic if missing; True when it was created now."""
     from google.api_core import exceptions
@@ -96,9 +102,10 @@ def ensure_push_subscription(
     types = pubsub_v1.types
     url = push_endpoint(endpoint, project, lobby)
     oidc = (
-        # The audience is the function's URL, which is what Cloud Run checks the token against.
+        # The audience is the function's URL, which is what Cloud Run checks the token against:
+        # without the path a remote member's endpoint adds (/agents/NAME).
         types.PushConfig.OidcToken(
-            service_account_email=push_auth_service_account, audience=endpoint.rstrip("/")
+            service_account_email=push_auth_service_account, audience=_origin(endpoint)
         )
         if push_auth_service_account
         else None

@@ -74,6 +74,8 @@ class AgentRecord(Wire):
     declared: tuple[DeclaredSetting, ...] = ()
     settings: dict[str, Any] = Field(default_factory=dict)
     push_auth_service_account: str | None = None
+    # A remote A2A agent's base URL: the `remote` function forwards its messages there.
+    a2a_url: Annotated[str, Field(pattern=r"^https?://", max_length=2000)] | None = None
     registered_at: datetime
 
 
