@@ -468,7 +468,7 @@ def build_parser() -> Parser:
         nargs="?",
         choices=["register", "set", "add-remote"],
         help="register an agent, change one of its settings, or make a remote A2A agent a "
-        "member (docs/a2a-remote.md)",
+        "member (docs/a2a.md)",
     )
     agents.add_argument(
         "name", nargs="?", type=check.agent_name, help="the agent's name (its entry point)"

@@ -53,7 +53,7 @@ SWEEPER_SA = f"agentlobby-sweeper@{PROJECT}.iam.gserviceaccount.com"
 SCHEDULER_SA = f"agentlobby-scheduler@{PROJECT}.iam.gserviceaccount.com"
 SWEEPER_JOB = "agentlobby-sweeper"
 # Every function deploy.sh deploys: the agents, and those nobody pushes lobby messages to at
-# deploy time (`remote` is pushed from the lobbies its members join later: docs/a2a-remote.md).
+# deploy time (`remote` is pushed from the lobbies its members join later: docs/a2a.md).
 FUNCTIONS = {"user", "sandbox", "dead-letters", "sweeper", "remote", *AGENTS}
 SANDBOX_NETWORK = "agentlobby-sandbox"
 
