@@ -98,6 +98,12 @@ class AgentContext:
         if budget is None:
             return
         prices = self.settings.prices
+        model = self.model.settings.model
+        if prices.price_of(model) is None:  # it would cost $0 by the table: no budget at all
+            raise CostBudgetSpent(
+                f"cost budget cannot be kept: model {model!r} has no price; add it to the "
+                "price table (AGENTLOBBY_PRICES or AGENTLOBBY_PRICES_FILE, docs/observability.md)"
+            )
         spent = cost_of(transcript, prices).total_usd + spent_usd(self.model.spent, prices)
         if spent >= budget:
             raise CostBudgetSpent(
