@@ -20,6 +20,7 @@ from tests.support.coding import (
     ADD_TESTS,
     BAD_ADD,
     FAILED_THEN_PASSED,
+    FEEDBACK,
     GOOD_ADD,
     IMAGE,
     PASSED_ROUND_ONE,
@@ -38,6 +39,7 @@ from tests.support.coding import (
     run_task,
     settle,
     token,
+    two_round_rules,
     usage,
 )
 from tests.support.user import JsonUser
@@ -85,20 +87,8 @@ def test_passes_in_round_one_and_the_checker_asks_no_model(stack: Stack, user: J
 
 def test_failed_tests_get_model_feedback_and_round_two_passes(stack: Stack, user: JsonUser) -> None:
     tok = token()
-    feedback = "add subtracts b from a; it must return a + b"
-    _, view = run_add_task(
-        stack,
-        user,
-        tok,
-        {
-            # Answers only a request that carries the checker's feedback.
-            "agent": "coder",
-            "match": rf"(?s){tok}.*Round 1 failed.*Reviewer feedback: {re.escape(feedback)}",
-            "replies": [reply(python_block(GOOD_ADD), 90, 12)],
-        },
-        {"agent": "coder", "match": tok, "replies": [reply(python_block(BAD_ADD), 40, 12)]},
-        {"agent": "checker", "match": tok, "replies": [reply(feedback, 70, 9)]},
-    )
+    feedback = FEEDBACK
+    _, view = run_add_task(stack, user, tok, *two_round_rules(tok))
 
     assert view["status"] == "succeeded", view["reason"]
     assert kinds(view) == FAILED_THEN_PASSED

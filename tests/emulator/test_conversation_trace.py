@@ -11,12 +11,9 @@ from local_emulator.stack import Stack
 from local_emulator.stack_state import StackInfo
 from tests.support.cli import cli_ok
 from tests.support.coding import (
-    BAD_ADD,
-    GOOD_ADD,
-    python_block,
-    reply,
     run_add_task,
     token,
+    two_round_rules,
 )
 from tests.support.user import JsonUser, api_request
 from tests.support.waiting import wait_for
@@ -36,19 +33,7 @@ HANDLED_CHAIN = [
 
 def _two_round_task(stack: Stack, user: JsonUser) -> dict[str, Any]:
     tok = token()
-    feedback = "add subtracts b from a; it must return a + b"
-    _, view = run_add_task(
-        stack,
-        user,
-        tok,
-        {
-            "agent": "coder",
-            "match": rf"(?s){tok}.*Round 1 failed.*Reviewer feedback: {re.escape(feedback)}",
-            "replies": [reply(python_block(GOOD_ADD), 90, 12)],
-        },
-        {"agent": "coder", "match": tok, "replies": [reply(python_block(BAD_ADD), 40, 12)]},
-        {"agent": "checker", "match": tok, "replies": [reply(feedback, 70, 9)]},
-    )
+    _, view = run_add_task(stack, user, tok, *two_round_rules(tok))
     assert view["status"] == "succeeded", view["reason"]
     return view
 

@@ -6,6 +6,7 @@ Plain functions, no fixtures: each test says which script it plays and what it e
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import time
 import urllib.request
@@ -47,6 +48,24 @@ FAILED_THEN_PASSED = [
     ("checker", "verdict"),
     ("checker", "result"),
 ]
+
+
+FEEDBACK = "add subtracts b from a; it must return a + b"
+
+
+def two_round_rules(tok: str) -> tuple[dict[str, Any], ...]:
+    """The add task's script that fails its tests in round 1 (the checker's feedback is
+    FEEDBACK) and passes in round 2; usages 40+12, 70+9 and 90+12."""
+    return (
+        {
+            # Answers only a request that carries the checker's feedback.
+            "agent": "coder",
+            "match": rf"(?s){tok}.*Round 1 failed.*Reviewer feedback: {re.escape(FEEDBACK)}",
+            "replies": [reply(python_block(GOOD_ADD), 90, 12)],
+        },
+        {"agent": "coder", "match": tok, "replies": [reply(python_block(BAD_ADD), 40, 12)]},
+        {"agent": "checker", "match": tok, "replies": [reply(FEEDBACK, 70, 9)]},
+    )
 
 
 def add_task(tok: str) -> str:

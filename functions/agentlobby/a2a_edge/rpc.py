@@ -50,7 +50,7 @@ from agentlobby.a2a_edge.stream import Event
 from agentlobby.a2a_edge.wire import ProtoMessage, parse, to_json
 from agentlobby.api.events import EVENT_STREAM, HEADERS
 from agentlobby.api.posting import post_limited
-from agentlobby.api.raw import RawAnswer
+from agentlobby.api.raw import JsonAnswer, RawAnswer
 from agentlobby.config import Settings
 from agentlobby.errors import (
     AgentlobbyError,
@@ -64,7 +64,7 @@ from agentlobby.messages import MAX_ENVELOPE_BYTES
 
 log = logging.getLogger(__name__)
 
-Answer = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]] | RawAnswer
+Answer = JsonAnswer | RawAnswer
 RequestId = str | int | None
 Unary = Callable[[str, Any, Settings], dict[str, Any]]
 Streaming = Callable[[str, Any, Settings], Iterator[Event | None]]

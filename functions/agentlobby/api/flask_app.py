@@ -11,16 +11,14 @@ json_errors() makes those JSON like every other answer.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import flask
 import werkzeug.exceptions
 
-from agentlobby.api.raw import RawAnswer
+from agentlobby.api.raw import JsonAnswer, RawAnswer
 from agentlobby.config import Settings, settings
 
-Answer = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]
-Handler = Callable[[str, str, dict[str, str], bytes, Settings], Answer | RawAnswer]
+Handler = Callable[[str, str, dict[str, str], bytes, Settings], JsonAnswer | RawAnswer]
 
 
 def respond(handler: Handler, request: flask.Request) -> flask.Response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,3 +19,8 @@ class RawAnswer:
     content_type: str
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+
+
+# What a JSON handler answers: (body, status), or (body, status, headers) for a 429's
+# Retry-After and the like; every HTTP handler answers this or a RawAnswer (flask_app.respond).
+JsonAnswer = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]

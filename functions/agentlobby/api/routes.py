@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any
 
 from agentlobby.api import page
 from agentlobby.api.openapi import document
 from agentlobby.api.overview import read_conversation
 from agentlobby.api.posting import parse_post, post_limited, post_message
-from agentlobby.api.raw import RawAnswer
+from agentlobby.api.raw import JsonAnswer, RawAnswer
 from agentlobby.api.traces import conversation_trace
 from agentlobby.auth import bearer_token, tokens_match
 from agentlobby.config import Settings
@@ -45,7 +44,7 @@ from agentlobby.tracing import flush, setup
 
 log = logging.getLogger(__name__)
 
-Response = tuple[dict[str, Any], int] | tuple[dict[str, Any], int, dict[str, str]]
+Response = JsonAnswer
 _POST = re.compile(r"^/lobbies/([^/]+)/messages/?$")
 _GET = re.compile(r"^/conversations/([^/]+)/?$")
 _TRACE = re.compile(r"^/conversations/([^/]+)/trace/?$")
